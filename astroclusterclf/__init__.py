@@ -1,0 +1,31 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+astroclusterclf: classify astronomical images (FITS, PNG, JPEG) by transfer
+learning from ImageNet backbones that work offline.
+
+The pipeline is read → normalize → embed → head → annotate; the public
+API of each stage is re-exported here.
+"""
+
+import os
+
+# Quiet TensorFlow's C++ start-up chatter unless the user asked for it.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+try:
+    from importlib.metadata import PackageNotFoundError, version
+    __version__ = version(__name__)
+except PackageNotFoundError:  # pragma: no cover - not installed
+    __version__ = 'unknown'
+
+from .exceptions import *  # noqa: F401,F403,E402
+from .exceptions import __all__ as _exceptions_all  # noqa: E402
+
+__all__ = ['__version__'] + list(_exceptions_all)
+
+# Public API of each stage (read -> normalize -> embed -> head -> annotate).
+# -- io / preprocessing
+# -- simulate
+# -- backbones
+# -- retrain / classifier
+# -- annotate

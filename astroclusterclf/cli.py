@@ -1,0 +1,88 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Command-line front end: ``astroclusterclf <command> ...``.
+
+This module only parses arguments, calls the public API and prints what
+the user asked for.  Errors derived from
+`~astroclusterclf.AstroClusterClfError` are printed as one line on
+standard error with exit status 1, never as a traceback.
+"""
+
+import argparse
+import sys
+
+from . import __version__
+from .exceptions import AstroClusterClfError
+
+__all__ = ['main']
+
+EXIT_ERROR = 1
+
+
+def _add_flag(parser, name, **kwargs):
+    """Add an option under its underscore spelling (as the old TensorFlow
+    tools wrote it) and its dashed spelling."""
+    names = ['--' + name]
+    if '_' in name:
+        names.append('--' + name.replace('_', '-'))
+    parser.add_argument(*names, dest=name, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Subcommands.  Each ``_add_<name>`` adds its parser and sets ``func`` to a
+# function taking the parsed arguments and returning an exit status.
+# ---------------------------------------------------------------------------
+
+# -- simulate ---------------------------------------------------------------
+
+# -- retrain / label --------------------------------------------------------
+
+# -- annotate-fits / annotate-table -----------------------------------------
+
+# -- demo -------------------------------------------------------------------
+
+
+_SUBCOMMANDS = []  # filled below by the ``_add_*`` functions defined above
+
+
+def _build_parser():
+    parser = argparse.ArgumentParser(
+        prog='astroclusterclf',
+        description='Classify astronomical images by transfer learning.')
+    parser.add_argument('--version', action='version',
+                        version=f'%(prog)s {__version__}')
+    subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
+    subparsers.required = True
+    for add in _SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv=None):
+    """Run the command line; return the exit status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    status : int
+        0 on success, 1 on a user error (printed as one line), 2 on a
+        usage error (printed by `argparse`).
+    """
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except AstroClusterClfError as exc:
+        print(f'astroclusterclf {args.command}: error: {exc}', file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f'astroclusterclf {args.command}: interrupted', file=sys.stderr)
+        return 130
+
+
+if __name__ == '__main__':  # pragma: no cover
+    sys.exit(main())
