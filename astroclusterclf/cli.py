@@ -28,9 +28,19 @@ def _add_flag(parser, name, **kwargs):
     parser.add_argument(*names, dest=name, **kwargs)
 
 
+_SUBCOMMANDS = []
+
+
+def _subcommand(add):
+    """Register ``add(subparsers)``, which adds one subcommand's parser
+    and sets its ``func`` default to a function of the parsed arguments
+    that returns an exit status."""
+    _SUBCOMMANDS.append(add)
+    return add
+
+
 # ---------------------------------------------------------------------------
-# Subcommands.  Each ``_add_<name>`` adds its parser and sets ``func`` to a
-# function taking the parsed arguments and returning an exit status.
+# Subcommands, in the order ``--help`` lists them.
 # ---------------------------------------------------------------------------
 
 # -- simulate ---------------------------------------------------------------
@@ -40,9 +50,6 @@ def _add_flag(parser, name, **kwargs):
 # -- annotate-fits / annotate-table -----------------------------------------
 
 # -- demo -------------------------------------------------------------------
-
-
-_SUBCOMMANDS = []  # filled below by the ``_add_*`` functions defined above
 
 
 def _build_parser():
