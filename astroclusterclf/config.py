@@ -1,0 +1,53 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Configuration of astroclusterclf (astropy configuration system).
+
+Only where files go is configurable here, never anything that changes a
+scientific result.
+
+Examples
+--------
+>>> from astroclusterclf.config import conf, cache_dir
+>>> with conf.set_temp('cache_dir', '/tmp/acc-cache'):
+...     print(cache_dir())
+/tmp/acc-cache
+"""
+
+import os
+from pathlib import Path
+
+from astropy import config as _config
+
+__all__ = ['Conf', 'conf', 'cache_dir', 'CACHE_ENV_VAR']
+
+#: Environment variable that overrides `Conf.cache_dir`.
+CACHE_ENV_VAR = 'ASTROCLUSTERCLF_CACHE_DIR'
+
+
+class Conf(_config.ConfigNamespace):
+    """Configuration parameters for `astroclusterclf`."""
+
+    cache_dir = _config.ConfigItem(
+        '',
+        'Directory for converted backbones and other caches. Empty means '
+        'the astropy cache directory (usually ~/.astropy/cache/'
+        'astroclusterclf). The environment variable '
+        'ASTROCLUSTERCLF_CACHE_DIR, when set, takes precedence.')
+
+
+conf = Conf()
+
+
+def cache_dir():
+    """Return the cache directory as a `~pathlib.Path` (not created).
+
+    The precedence is: the ``ASTROCLUSTERCLF_CACHE_DIR`` environment
+    variable, then ``conf.cache_dir``, then
+    ``<astropy cache dir>/astroclusterclf``.
+    """
+    env = os.environ.get(CACHE_ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    if conf.cache_dir:
+        return Path(conf.cache_dir).expanduser()
+    return Path(_config.get_cache_dir_path()) / 'astroclusterclf'
