@@ -25,6 +25,10 @@ __all__ = ['__version__'] + list(_exceptions_all)
 
 # Public API of each stage (read -> normalize -> embed -> head -> annotate).
 # -- io / preprocessing
+from .io import ImageData, read_image  # noqa: E402
+from .preprocessing import NormalizationSettings, fits_to_rgb, normalize  # noqa: E402
+__all__ += ['read_image', 'ImageData', 'fits_to_rgb', 'NormalizationSettings',
+            'normalize']
 # -- simulate
 # -- backbones
 # -- retrain / classifier
