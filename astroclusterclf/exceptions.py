@@ -23,6 +23,7 @@ __all__ = [
     'InvalidImageError',
     'BandSelectionError',
     'NormalizationError',
+    'MissingWCSError',
     'BackboneError',
     'UnknownBackboneError',
     'WeightsNotFoundError',
@@ -31,6 +32,7 @@ __all__ = [
     'ModelFileError',
     'CatalogError',
     'AnnotationError',
+    'SimulationError',
     'AstroClusterClfWarning',
     'NonFinitePixelWarning',
     'SkippedFileWarning',
@@ -77,6 +79,11 @@ class NormalizationError(AstroClusterClfError, ValueError):
     """Invalid normalization settings (unknown interval, stretch, ...)."""
 
 
+class MissingWCSError(AstroClusterClfError, ValueError):
+    """An image without the celestial WCS needed to place sky positions
+    (catalog cutouts)."""
+
+
 # -- backbones ---------------------------------------------------------------
 
 class BackboneError(AstroClusterClfError):
@@ -117,6 +124,11 @@ class CatalogError(AstroClusterClfError, ValueError):
 
 class AnnotationError(AstroClusterClfError, ValueError):
     """A FITS file or table that cannot be annotated."""
+
+
+class SimulationError(AstroClusterClfError, ValueError):
+    """Invalid arguments to the star-cluster simulator (unknown cluster
+    kind, non-positive count, unknown parameter, ...)."""
 
 
 # -- warnings ----------------------------------------------------------------

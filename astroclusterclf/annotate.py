@@ -1,0 +1,664 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Write predictions where astronomers keep them: FITS headers and tables.
+
+FITS header cards (written into the HDU that was classified):
+
+============  ===============================================================
+keyword       value
+============  ===============================================================
+``CLSLABEL``  predicted class (the most probable label)
+``CLSCONF``   its probability
+``CLSMODEL``  model id, ``'<model file stem>:<sha256[:12]>'``
+``CLSPRBn``   probability of class ``n`` (1-based, model order); the
+              comment names the class
+``HISTORY``   one card naming the package, its version and the UTC date
+============  ===============================================================
+
+Table columns added by `annotate_table`: ``pred_class``, ``pred_conf``,
+one ``prob_<label>`` per class (non-alphanumeric characters of the label
+replaced by ``_``) and ``pred_flag`` (bit flags, see
+`~astroclusterclf.cutouts.CutoutFlag`).
+
+The image data of an annotated FITS file are never altered: the file is
+opened without scaling and without decompression, only the header of the
+classified HDU changes, and the result is written to a temporary file in
+the destination folder that is then renamed into place (`os.replace`).
+"""
+
+import datetime
+import logging
+import os
+import re
+import stat
+import tempfile
+import unicodedata
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+from astropy.table import Column, MaskedColumn, Table
+
+from .cutouts import FLAG_DESCRIPTION, CutoutFlag, iter_cutouts
+from .exceptions import (AnnotationError, AstroClusterClfError, CatalogError,
+                         HDUNotFoundError, ImageReadError,
+                         NonFinitePixelWarning, NoImageDataError)
+
+__all__ = ['CARD_KEYWORDS', 'FitsAnnotation', 'annotate_header', 'annotate_fits',
+           'annotate_table', 'probability_column_name', 'read_catalog',
+           'write_table']
+
+log = logging.getLogger(__name__)
+
+#: Keywords of the fixed cards (``CLSPRBn`` cards come on top).
+CARD_KEYWORDS = ('CLSLABEL', 'CLSCONF', 'CLSMODEL')
+
+_PROB_KEY = re.compile(r'^CLSPRB\d+$')
+_MAX_CLASSES = 99  # CLSPRB99 is the last 8-character keyword
+_CARD_LENGTH = 80
+
+
+class FitsAnnotation(NamedTuple):
+    """What `annotate_fits` wrote."""
+
+    path: Path
+    """The annotated file."""
+    hdu: int
+    """Index of the classified (and annotated) HDU."""
+    label: str
+    """Predicted class."""
+    confidence: float
+    """Its probability."""
+
+
+# -- FITS headers ------------------------------------------------------------
+
+def _ascii(text):
+    """FITS header strings are ASCII: transliterate what can be, replace
+    the rest with ``?``."""
+    text = unicodedata.normalize('NFKD', str(text))
+    text = text.encode('ascii', 'replace').decode('ascii')
+    return ''.join(c if 32 <= ord(c) < 127 else '?' for c in text)
+
+
+def _card(keyword, value, comment):
+    """A card whose comment is cut (with ``...``) to fit in 80 characters."""
+    comment = _ascii(comment)
+    card = fits.Card(keyword, value)
+    image = card.image
+    if len(image) > _CARD_LENGTH:
+        # A long string value continues (CONTINUE cards): astropy puts
+        # the comment on the last one; keep it short there.
+        room = _CARD_LENGTH - len(image) % _CARD_LENGTH - 3
+    else:
+        room = _CARD_LENGTH - len(image.rstrip()) - 3
+    if room < 4:
+        return fits.Card(keyword, value)
+    if len(comment) > room:
+        comment = comment[:room - 3].rstrip() + '...'
+    return fits.Card(keyword, value, comment)
+
+
+def _validate(probabilities, labels):
+    labels = [str(label) for label in labels]
+    try:
+        probabilities = np.asarray(probabilities, dtype=float).ravel()
+    except (TypeError, ValueError) as exc:
+        raise AnnotationError(f'probabilities are not numbers: {exc}') from None
+    if probabilities.size != len(labels) or not labels:
+        raise AnnotationError(f'{probabilities.size} probabilities for '
+                              f'{len(labels)} labels')
+    if not np.all(np.isfinite(probabilities)):
+        raise AnnotationError(f'probabilities must be finite, got {probabilities}')
+    return probabilities, labels
+
+
+def _utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S')
+
+
+def annotate_header(header, probabilities, labels, *, model_id, date=None):
+    """Write classification cards into a FITS header.
+
+    Earlier ``CLS*`` cards (from a previous annotation) are replaced; one
+    ``HISTORY`` card is added.
+
+    Parameters
+    ----------
+    header : `~astropy.io.fits.Header`
+        The header, updated in place.
+    probabilities : array-like
+        One probability per class, in the order of ``labels``.
+    labels : list of str
+        Class labels (at most 99).
+    model_id : str
+        Model identifier for ``CLSMODEL`` (e.g.
+        `~astroclusterclf.ClusterClassifier.model_id`).
+    date : str, optional
+        Date for the ``HISTORY`` card (default: now, UTC, ISO 8601).
+
+    Returns
+    -------
+    header : `~astropy.io.fits.Header`
+        The same header.
+
+    Raises
+    ------
+    AnnotationError
+        If the probabilities do not match the labels or are not finite,
+        or if there are more than 99 classes.
+
+    Examples
+    --------
+    >>> from astropy.io import fits
+    >>> from astroclusterclf.annotate import annotate_header
+    >>> header = annotate_header(fits.Header(), [0.9, 0.1],
+    ...                          ['globular cluster', 'open cluster'],
+    ...                          model_id='model:0123456789ab',
+    ...                          date='2025-01-01T00:00:00')
+    >>> print(repr(header))  # doctest: +ELLIPSIS
+    CLSLABEL= 'globular cluster'   / predicted class
+    CLSCONF =                  0.9 / probability of the predicted class
+    CLSMODEL= 'model:0123456789ab' / classifier model (name:sha256)
+    CLSPRB1 =                  0.9 / P(globular cluster)
+    CLSPRB2 =                  0.1 / P(open cluster)
+    HISTORY astroclusterclf ... classified this HDU 2025-01-01T00:00:00 UTC
+    """
+    from . import __version__
+
+    if not isinstance(header, fits.Header):
+        raise AnnotationError(f'expected a FITS Header, got {type(header).__name__}')
+    probabilities, labels = _validate(probabilities, labels)
+    if len(labels) > _MAX_CLASSES:
+        raise AnnotationError(f'{len(labels)} classes: FITS annotation supports at '
+                              f'most {_MAX_CLASSES} (CLSPRB1..CLSPRB{_MAX_CLASSES})')
+    best = int(np.argmax(probabilities))
+    for keyword in [k for k in header.keys()
+                    if k in CARD_KEYWORDS or _PROB_KEY.match(k)]:
+        header.remove(keyword, ignore_missing=True, remove_all=True)
+    cards = [
+        _card('CLSLABEL', _ascii(labels[best]), 'predicted class'),
+        _card('CLSCONF', float(probabilities[best]), 'probability of the predicted class'),
+        _card('CLSMODEL', _ascii(model_id), 'classifier model (name:sha256)'),
+    ]
+    cards += [_card(f'CLSPRB{i}', float(p), f'P({label})')
+              for i, (label, p) in enumerate(zip(labels, probabilities), start=1)]
+    for card in cards:
+        header.append(card, end=True)
+    history = f'astroclusterclf {__version__} classified this HDU {date or _utc_now()} UTC'
+    # One HISTORY card holds 72 characters; a longer text would span two.
+    header.add_history(_ascii(history)[:72])
+    return header
+
+
+def _image_hdu_index(path, hdu):
+    """Index of the HDU to classify, chosen as the reader chooses it."""
+    from .io import _is_image_hdu
+
+    name = os.fspath(path)
+    try:
+        with fits.open(path, mode='readonly', lazy_load_hdus=True) as hdul:
+            if hdu is not None:
+                try:
+                    index = hdul.index_of(hdu)
+                    hdul[index]
+                except (KeyError, IndexError):
+                    raise HDUNotFoundError(
+                        f'{name}: no HDU {hdu!r} (the file has {len(hdul)} HDUs)') from None
+                return index
+            for index, candidate in enumerate(hdul):
+                if _is_image_hdu(candidate):
+                    return index
+    except (OSError, ValueError, TypeError, EOFError) as exc:
+        raise ImageReadError(f'{name}: not a valid FITS file ({exc})') from None
+    raise NoImageDataError(f'{name}: no HDU holds image data')
+
+
+def _atomic_write(target, write, *, mode=None):
+    """Call ``write(temporary_path)`` with a temporary file in the folder of
+    ``target``, then rename it to ``target``; on any failure the temporary
+    file is removed and ``target`` is untouched.
+
+    ``mode`` sets the permissions (default: what a new file gets).
+    """
+    target = Path(target)
+    suffix = '.gz' if target.name.lower().endswith('.gz') else target.suffix
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f'.{target.name}.',
+                               suffix=f'.tmp{suffix}')
+    os.close(fd)
+    try:
+        write(tmp)
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def annotate_fits(classifier, path, *, output=None, in_place=False, hdu=None,
+                  overwrite=False):
+    """Classify the image of a FITS file and write the result into its header.
+
+    The cards of `annotate_header` go into the classified HDU.  The image
+    data are copied byte for byte (scaled integer data keep their type,
+    BSCALE and BZERO; tile-compressed data are not recompressed), and
+    existing ``CHECKSUM``/``DATASUM`` cards are recomputed.
+
+    Parameters
+    ----------
+    classifier : `~astroclusterclf.ClusterClassifier`
+        The model.
+    path : str or `~pathlib.Path`
+        The FITS file.  It is only ever opened read-only.
+    output : str or `~pathlib.Path`, optional
+        Write the annotated copy here.
+    in_place : bool, optional
+        Replace ``path`` by the annotated file (written to a temporary
+        file in the same folder, then renamed, so a failure leaves the
+        original intact).  Exactly one of ``output`` and ``in_place`` must
+        be given.
+    hdu : int or str, optional
+        HDU to classify and annotate (default: the first HDU with image
+        data, as `~astroclusterclf.io.read_image` chooses).
+    overwrite : bool, optional
+        Replace an existing ``output``.
+
+    Returns
+    -------
+    result : `FitsAnnotation`
+        ``(path, hdu, label, confidence)``.
+
+    Raises
+    ------
+    AnnotationError
+        Both or neither of ``output`` and ``in_place``; ``output`` exists
+        (without ``overwrite``), is the input file, or its folder does not
+        exist; the annotated file would not be valid FITS.
+    ImageReadError, HDUNotFoundError, NoImageDataError
+        If the file cannot be read.
+    """
+    path = Path(path)
+    if (output is None) == (not in_place):
+        raise AnnotationError(f'{path}: give exactly one of output= and in_place=True '
+                              f'(got output={output!r}, in_place={in_place!r})')
+    if not path.is_file():
+        raise ImageReadError(f'{path}: file not found')
+    if in_place:
+        target = path
+        mode = stat.S_IMODE(path.stat().st_mode)
+    else:
+        target = Path(output)
+        mode = None
+        if not target.parent.is_dir():
+            raise AnnotationError(f'{target}: output folder {target.parent} does not exist')
+        if target.exists():
+            if target.resolve() == path.resolve():
+                raise AnnotationError(f'{target}: output is the input file; '
+                                      'use in_place=True to update it')
+            if not overwrite:
+                raise AnnotationError(f'{target}: output file exists (use overwrite=True)')
+
+    index = _image_hdu_index(path, hdu)
+    probabilities = classifier.predict(os.fspath(path), hdu=index)[0]
+    best = int(np.argmax(probabilities))
+
+    gz = path.name.lower().endswith('.gz')
+    # Raw view: no scaling, no uint conversion, no decompression, so the
+    # data are written back exactly as they were read.
+    with fits.open(path, mode='readonly', memmap=not gz, do_not_scale_image_data=True,
+                   uint=False, disable_image_compression=True) as raw:
+        header = raw[index].header
+        annotate_header(header, probabilities, classifier.labels,
+                        model_id=classifier.model_id)
+        checksum = any('CHECKSUM' in h.header or 'DATASUM' in h.header for h in raw)
+
+        def write(tmp):
+            raw.writeto(tmp, overwrite=True, checksum=checksum, output_verify='exception')
+
+        try:
+            _atomic_write(target, write, mode=mode)
+        except fits.verify.VerifyError as exc:
+            raise AnnotationError(f'{path}: the annotated header would not be valid '
+                                  f'FITS: {str(exc).strip().splitlines()[-1]}') from None
+    log.info('%s: HDU %d classified as %r (%.3f), written to %s', path, index,
+             classifier.labels[best], probabilities[best], target)
+    return FitsAnnotation(target, index, classifier.labels[best],
+                          float(probabilities[best]))
+
+
+# -- tables ------------------------------------------------------------------
+
+def probability_column_name(label):
+    """Name of the probability column of a class: ``prob_<label>`` with
+    every non-alphanumeric character replaced by ``_``.
+
+    Examples
+    --------
+    >>> from astroclusterclf.annotate import probability_column_name
+    >>> probability_column_name('globular cluster')
+    'prob_globular_cluster'
+    """
+    return 'prob_' + re.sub(r'[^0-9A-Za-z]', '_', _ascii(label))
+
+
+def _probability_columns(labels):
+    names = []
+    for label in labels:
+        name = probability_column_name(label)
+        base, n = name, 2
+        while name in names:  # labels that differ only in punctuation
+            name, n = f'{base}_{n}', n + 1
+        names.append(name)
+    return names
+
+
+def _build_table(table, labels, probabilities, flags, *, model_id):
+    """A copy of ``table`` with the prediction columns (unclassified rows,
+    NaN probabilities, masked)."""
+    from . import __version__
+
+    out = table.copy(copy_data=True)
+    n = len(table)
+    valid = np.all(np.isfinite(probabilities), axis=1) if n else np.zeros(0, bool)
+    best = np.argmax(np.where(valid[:, None], probabilities, 0), axis=1)
+    width = max(len(label) for label in labels)
+    pred_class = MaskedColumn(np.array(labels, dtype=f'U{width}')[best], mask=~valid,
+                              name='pred_class',
+                              description='predicted class (the most probable label)')
+    conf = probabilities[np.arange(n), best] if n else np.zeros(0)
+    columns = [
+        pred_class,
+        MaskedColumn(np.where(valid, conf, np.nan), mask=~valid, name='pred_conf',
+                     unit=u.dimensionless_unscaled,
+                     description='probability of pred_class'),
+    ]
+    for i, (label, name) in enumerate(zip(labels, _probability_columns(labels))):
+        columns.append(MaskedColumn(
+            np.where(valid, probabilities[:, i], np.nan), mask=~valid, name=name,
+            unit=u.dimensionless_unscaled,
+            description=f'probability of class {_ascii(label)!r}'))
+    columns.append(Column(np.asarray(flags, dtype=np.int16), name='pred_flag',
+                          description=FLAG_DESCRIPTION))
+    for column in columns:
+        if column.name in out.colnames:
+            out.remove_column(column.name)
+        out.add_column(column)
+    meta = {'CLSMODEL': _ascii(model_id),
+            'CLSVERS': f'astroclusterclf {__version__}',
+            'CLSDATE': _utc_now(),
+            'CLSNCLS': len(labels)}
+    meta.update({f'CLSLAB{i}': _ascii(label) for i, label in enumerate(labels, start=1)})
+    out.meta.update(meta)
+    return out
+
+
+def _predict_quietly(classifier, items, batch_size):
+    """Predict without one NonFinitePixelWarning per cutout: the flags of
+    the table already record partial cutouts and bad pixels."""
+    if not items:
+        return np.zeros((0, len(classifier.labels)))
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', NonFinitePixelWarning)
+        return classifier.predict(items, batch_size=batch_size)
+
+
+def _classify_cutouts(classifier, table, image, *, ra, dec, size, hdu, batch_size,
+                      max_bad_fraction, callback):
+    n = len(table)
+    probabilities = np.full((n, len(classifier.labels)), np.nan)
+    flags = np.zeros(n, dtype=np.int16)
+    pending, rows = [], []
+    chunk = 4 * batch_size
+
+    def flush():
+        probabilities[rows] = _predict_quietly(classifier, pending, batch_size)
+        if callback is not None:
+            callback(rows[-1] + 1, n)
+        pending.clear()
+        rows.clear()
+
+    results = iter_cutouts(image, table, size, hdu=hdu, ra=ra, dec=dec,
+                           max_bad_fraction=max_bad_fraction)
+    for row, result in enumerate(results):
+        flags[row] = result.flag
+        if result.flag & (CutoutFlag.OFF_IMAGE | CutoutFlag.BAD_PIXELS):
+            continue
+        pending.append((result.cutout.data, result.cutout.wcs))
+        rows.append(row)
+        if len(pending) >= chunk:
+            flush()
+    if pending:
+        flush()
+    return probabilities, flags
+
+
+def _classify_files(classifier, table, path_column, *, hdu, batch_size,
+                    max_bad_fraction, callback):
+    from .bottlenecks import prefetch_map
+    from .io import read_image
+
+    if path_column not in table.colnames:
+        raise CatalogError(f'catalog has no column {path_column!r}; columns present: '
+                           f'{", ".join(table.colnames) or "(none)"}')
+    n = len(table)
+    probabilities = np.full((n, len(classifier.labels)), np.nan)
+    flags = np.zeros(n, dtype=np.int16)
+    column = table[path_column]
+    mask = np.ma.getmaskarray(column)
+    pending, rows = [], []
+
+    def flush():
+        probabilities[rows] = _predict_quietly(classifier, pending, batch_size)
+        if callback is not None:
+            callback(rows[-1] + 1, n)
+        pending.clear()
+        rows.clear()
+
+    def read(row):
+        if mask[row]:
+            raise ImageReadError(f'row {row}: no file name')
+        return read_image(str(column[row]).strip(), hdu=hdu)
+
+    for row, image, error in prefetch_map(read, range(n), lookahead=2 * batch_size):
+        if error is not None:
+            if not isinstance(error, AstroClusterClfError):
+                raise error
+            log.warning('row %d: %s', row, error)
+            flags[row] = CutoutFlag.UNREADABLE
+            continue
+        bad = np.count_nonzero(~np.isfinite(image.data)) / image.data.size
+        if bad > max_bad_fraction:
+            flags[row] = CutoutFlag.BAD_PIXELS
+            continue
+        pending.append((image.data, image.header) if image.header is not None
+                       else image.data)
+        rows.append(row)
+        if len(pending) >= batch_size:
+            flush()
+    if pending:
+        flush()
+    return probabilities, flags
+
+
+def annotate_table(classifier, table, *, image=None, ra='ra', dec='dec', size=64,
+                   path_column=None, hdu=None, batch_size=32, max_bad_fraction=0.5,
+                   callback=None):
+    """Classify the rows of a catalog and return it with prediction columns.
+
+    Either cut out each row's sky position from a large ``image`` (read
+    in sections, never loaded whole; see
+    `~astroclusterclf.cutouts.iter_cutouts`), or classify the file named
+    in each row's ``path_column``.
+
+    Parameters
+    ----------
+    classifier : `~astroclusterclf.ClusterClassifier`
+        The model.
+    table : `~astropy.table.Table`
+        The catalog; it is not modified.
+    image : str, `~pathlib.Path`, HDU, `~astropy.io.fits.HDUList`, ..., optional
+        A survey image with a celestial WCS.
+    ra, dec : str, optional
+        Names of the position columns (degrees unless they have a unit).
+    size : int, `~astropy.units.Quantity` or str, optional
+        Cutout size in pixels or as an angle (e.g. ``30 * u.arcsec``).
+    path_column : str, optional
+        Name of a column of image file names (instead of ``image``).
+    hdu : int or str, optional
+        HDU of ``image`` or of each file.
+    batch_size : int, optional
+        Images per forward pass.
+    max_bad_fraction : float, optional
+        Rows whose cutout or file has a larger fraction of non-finite
+        pixels (counting the fill of a partial cutout) are not classified
+        and get flag 4.
+    callback : callable, optional
+        Called as ``callback(rows_done, rows_total)`` as rows are done
+        (e.g. to drive a progress bar).
+
+    Returns
+    -------
+    annotated : `~astropy.table.Table`
+        A new table: the input columns plus ``pred_class``, ``pred_conf``,
+        ``prob_<label>`` for each class and ``pred_flag``.  Rows that
+        could not be classified have masked predictions and a non-zero
+        flag: 1 = off the image, 2 = partial cutout (classified, but the
+        cutout overlaps the image edge), 4 = too many bad pixels,
+        8 = unreadable file.  ``meta`` records the model (``CLSMODEL``),
+        the labels (``CLSLAB1``...), the package version (``CLSVERS``) and
+        the date (``CLSDATE``).
+
+    Raises
+    ------
+    AnnotationError
+        Both or neither of ``image`` and ``path_column``.
+    CatalogError
+        The ``ra``/``dec`` (or ``path_column``) columns are missing.
+    ImageReadError, MissingWCSError, ...
+        The survey image cannot be read or has no celestial WCS.
+    """
+    if not isinstance(table, Table):
+        raise CatalogError(f'expected an astropy Table, got {type(table).__name__}')
+    if (image is None) == (path_column is None):
+        raise AnnotationError('give exactly one of image= (a survey image to cut out '
+                              'the catalog positions from) and path_column= (a column '
+                              'of image file names)')
+    if image is not None:
+        probabilities, flags = _classify_cutouts(
+            classifier, table, image, ra=ra, dec=dec, size=size, hdu=hdu,
+            batch_size=batch_size, max_bad_fraction=max_bad_fraction,
+            callback=callback)
+    else:
+        probabilities, flags = _classify_files(
+            classifier, table, path_column, hdu=hdu, batch_size=batch_size,
+            max_bad_fraction=max_bad_fraction, callback=callback)
+    if callback is not None:
+        callback(len(table), len(table))
+    return _build_table(table, classifier.labels, probabilities, flags,
+                        model_id=classifier.model_id)
+
+
+# -- table files -------------------------------------------------------------
+
+def read_catalog(path, *, format=None):
+    """Read a catalog file with `astropy.table.Table.read`.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        ECSV, FITS, VOTable, CSV, ... (format from the extension or
+        the content).
+    format : str, optional
+        An astropy table format name, when it cannot be guessed.
+
+    Raises
+    ------
+    CatalogError
+        The file is missing or cannot be read as a table.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CatalogError(f'{path}: catalog file not found')
+    try:
+        with warnings.catch_warnings():
+            # Unknown units etc. are astropy's business, not fatal here.
+            warnings.simplefilter('ignore', u.UnitsWarning)
+            return Table.read(path, format=format)
+    except Exception as exc:  # the registry and the readers raise many types
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CatalogError(f'{path}: cannot read as a table ({message})') from None
+
+
+def _table_format(path, format):
+    from astropy.io import registry
+
+    if format is not None:
+        return format
+    formats = registry.identify_format('write', Table, os.fspath(path), None, [], {})
+    if not formats:
+        raise AnnotationError(f'{path}: cannot tell the table format from the extension; '
+                              'use .ecsv, .fits, .xml/.vot (VOTable), .csv, ... '
+                              'or give the format')
+    if len(formats) > 1:
+        # e.g. '.xml': both 'votable' and 'votable.parquet'-like variants
+        preferred = [f for f in formats if f in ('votable', 'fits', 'ascii.ecsv', 'hdf5')]
+        if preferred:
+            return preferred[0]
+        raise AnnotationError(f'{path}: ambiguous table format {formats}; give the format')
+    return formats[0]
+
+
+def write_table(table, path, *, format=None, overwrite=False):
+    """Write a table atomically (temporary file, then `os.replace`).
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The table.
+    path : str or `~pathlib.Path`
+        Output file; the format comes from its extension (``.ecsv``,
+        ``.fits``, ``.xml`` or ``.vot`` for VOTable, ...) unless given.
+    format : str, optional
+        An astropy table format name.
+    overwrite : bool, optional
+        Replace an existing file.
+
+    Raises
+    ------
+    AnnotationError
+        The file exists (without ``overwrite``), its folder does not
+        exist, the format is unknown, or the table cannot be written in
+        that format.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise AnnotationError(f'{path}: output folder {path.parent} does not exist')
+    if path.exists() and not overwrite:
+        raise AnnotationError(f'{path}: output file exists (use overwrite)')
+    if path.is_dir():
+        raise AnnotationError(f'{path}: is a folder')
+    format = _table_format(path, format)
+
+    def write(tmp):
+        table.write(tmp, format=format, overwrite=True)
+
+    try:
+        _atomic_write(path, write)
+    except AstroClusterClfError:
+        raise
+    except Exception as exc:  # the writers raise many types
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AnnotationError(f'{path}: cannot write the table as {format} '
+                              f'({message})') from None
+    log.info('wrote %s (%s, %d rows)', path, format, len(table))
+    return path

@@ -1,0 +1,418 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Cut out catalog positions from a large survey image.
+
+A survey mosaic can be much larger than memory.  A FITS file given by
+path is opened without memory mapping and read through its HDU's
+``section`` (see :ref:`astropy:data-sections`), so only the pixels of
+each cutout are ever read; this works for plain, BSCALE/BZERO-scaled,
+gzip- and tile-compressed images alike.  The geometry of each cutout
+(its bounding box, its partial overlap with the image and its WCS)
+comes from `~astropy.nddata.Cutout2D`.
+
+Each cutout carries a `CutoutFlag`: 0 when all is well, otherwise the
+bitwise OR of
+
+=====  ==============  ====================================================
+ bit    name            meaning
+=====  ==============  ====================================================
+  1     ``OFF_IMAGE``   the position is off the image (or not projectable)
+  2     ``PARTIAL``     the cutout overlaps the image edge; the missing
+                        pixels are filled with ``fill_value`` (NaN)
+  4     ``BAD_PIXELS``  more than ``max_bad_fraction`` of the cutout's
+                        pixels are non-finite (fill of a partial cutout
+                        included)
+  8     ``UNREADABLE``  the image file could not be read (used by
+                        `~astroclusterclf.annotate.annotate_table` for
+                        rows of a ``path_column``)
+=====  ==============  ====================================================
+"""
+
+import enum
+import logging
+import os
+from typing import NamedTuple
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.nddata import Cutout2D, NoOverlapError
+from astropy.table import Table
+from astropy.wcs import WCS
+from astropy.wcs.utils import skycoord_to_pixel
+
+from .exceptions import (CatalogError, HDUNotFoundError, ImageReadError,
+                         InvalidImageError, MissingWCSError,
+                         NoImageDataError)
+
+__all__ = ['CutoutFlag', 'CutoutResult', 'FLAG_DESCRIPTION', 'catalog_positions',
+           'parse_size', 'iter_cutouts', 'make_cutouts']
+
+log = logging.getLogger(__name__)
+
+
+class CutoutFlag(enum.IntFlag):
+    """Bit flags describing a catalog cutout (0 means all is well)."""
+
+    OFF_IMAGE = 1
+    """The position is off the image, or cannot be projected on it."""
+    PARTIAL = 2
+    """The cutout overlaps the image edge; missing pixels were filled."""
+    BAD_PIXELS = 4
+    """Too many non-finite pixels (including the fill of a partial cutout)."""
+    UNREADABLE = 8
+    """The image file could not be read."""
+
+
+#: One-line description of the flag bits, used in table column descriptions.
+FLAG_DESCRIPTION = ('bit flags: 0 = fine, 1 = off the image, 2 = partial cutout '
+                    '(edge, filled), 4 = too many bad (non-finite) pixels, '
+                    '8 = unreadable file')
+
+
+class CutoutResult(NamedTuple):
+    """One catalog position cut out of a large image."""
+
+    cutout: Cutout2D | None
+    """The cutout (``None`` when off the image).  Its ``data`` is float,
+    shaped ``(ny, nx)`` or ``(nbands, ny, nx)``, with missing pixels of a
+    partial cutout set to ``fill_value``; its ``wcs`` is the celestial WCS
+    of the cutout."""
+    flag: CutoutFlag
+    """`CutoutFlag` bits (0 when all is well)."""
+    bad_fraction: float
+    """Fraction of the cutout's pixels that are non-finite (1.0 when off
+    the image)."""
+
+
+# -- catalog positions -------------------------------------------------------
+
+def catalog_positions(table, *, ra='ra', dec='dec', frame='icrs'):
+    """Sky positions of the rows of a catalog.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The catalog.
+    ra, dec : str, optional
+        Names of the right ascension and declination columns.  Columns
+        without a unit are taken to be in degrees.
+    frame : str, optional
+        Coordinate frame of the columns.
+
+    Returns
+    -------
+    coords : `~astropy.coordinates.SkyCoord`
+        One position per row.  Masked or non-finite values become NaN
+        (and are flagged as off the image by `iter_cutouts`).
+
+    Raises
+    ------
+    CatalogError
+        If a column is missing (the message lists the columns present)
+        or holds values that are not angles.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> from astroclusterclf.cutouts import catalog_positions
+    >>> catalog_positions(Table({'ra': [10.5], 'dec': [-20.0]}))
+    <SkyCoord (ICRS): (ra, dec) in deg
+        [(10.5, -20.)]>
+    """
+    if not isinstance(table, Table):
+        raise CatalogError(f'expected an astropy Table, got {type(table).__name__}')
+    missing = [name for name in (ra, dec) if name not in table.colnames]
+    if missing:
+        raise CatalogError(
+            f'catalog has no column {", ".join(repr(m) for m in missing)}; '
+            f'columns present: {", ".join(table.colnames) or "(none)"}')
+    values = []
+    for name in (ra, dec):
+        column = table[name]
+        try:
+            unit = column.unit if column.unit is not None else u.deg
+            data = np.ma.filled(np.ma.asarray(column, dtype=float), np.nan)
+            values.append(u.Quantity(data, unit))
+        except (TypeError, ValueError, u.UnitsError) as exc:
+            raise CatalogError(f'catalog column {name!r} does not hold angles: {exc}') from None
+        if values[-1].unit.physical_type != 'angle':
+            raise CatalogError(f'catalog column {name!r} has unit {unit}, not an angle')
+    return SkyCoord(values[0], values[1], frame=frame)
+
+
+def parse_size(size):
+    """Turn a cutout size into what `~astropy.nddata.Cutout2D` accepts.
+
+    Parameters
+    ----------
+    size : int, float, `~astropy.units.Quantity`, str, or a pair of them
+        Pixels (a number, or a Quantity in ``u.pix``), an angle Quantity,
+        or a string such as ``'64'``, ``'64 pix'`` or ``'30 arcsec'``.
+        A pair gives ``(ny, nx)``.
+
+    Returns
+    -------
+    size : int or `~astropy.units.Quantity` or tuple
+
+    Raises
+    ------
+    ValueError
+        If the size is not positive or has a unit that is neither pixels
+        nor an angle.
+
+    Examples
+    --------
+    >>> from astroclusterclf.cutouts import parse_size
+    >>> parse_size('30 arcsec')
+    <Quantity 30. arcsec>
+    >>> parse_size('64')
+    64
+    """
+    if isinstance(size, (tuple, list)):
+        if len(size) != 2:
+            raise ValueError(f'cutout size must be one value or (ny, nx), got {size!r}')
+        return tuple(parse_size(s) for s in size)
+    if isinstance(size, str):
+        try:
+            size = u.Quantity(size)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f'cannot read cutout size {size!r}: {exc}') from None
+    if isinstance(size, u.Quantity):
+        if size.unit == u.dimensionless_unscaled:
+            size = size.value
+        elif size.unit != u.pix and size.unit.physical_type != 'angle':
+            raise ValueError(f'cutout size {size} must be in pixels or an angle')
+        elif size.isscalar and not size.value > 0:
+            raise ValueError(f'cutout size must be positive, got {size}')
+        else:
+            return size
+    if not np.isscalar(size) or not np.isreal(size) or not size > 0:
+        raise ValueError(f'cutout size must be positive, got {size!r}')
+    return int(round(size))
+
+
+# -- the large image ---------------------------------------------------------
+
+def _is_image_hdu(hdu):
+    return (isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
+            and hdu.header.get('NAXIS', 0) >= 2
+            if not isinstance(hdu, fits.CompImageHDU) else len(hdu.shape) >= 2)
+
+
+def _select_hdu(hdulist, hdu, name):
+    if hdu is not None:
+        try:
+            return hdulist[hdu]
+        except (KeyError, IndexError):
+            raise HDUNotFoundError(
+                f'{name}: no HDU {hdu!r} (the file has {len(hdulist)} HDUs)') from None
+    for candidate in hdulist:
+        if _is_image_hdu(candidate):
+            return candidate
+    raise NoImageDataError(f'{name}: no HDU holds a 2-D or 3-D image')
+
+
+class _LargeImage:
+    """Pixels (read lazily through a section when possible) and WCS of an
+    image; a context manager that closes a file it opened."""
+
+    def __init__(self, image, *, hdu=None):
+        self._hdulist = None
+        if isinstance(image, (str, os.PathLike)):
+            name = os.fspath(image)
+            if not os.path.isfile(name):
+                raise ImageReadError(f'{name}: no such file')
+            try:
+                # memmap=False: the section reads only the requested pixels
+                # (memory mapping fails for scaled data, and touched pages
+                # would count in the resident memory).
+                self._hdulist = fits.open(name, memmap=False, lazy_load_hdus=True)
+                selected = _select_hdu(self._hdulist, hdu, name)
+            except (OSError, ValueError, TypeError) as exc:
+                self.close()
+                if isinstance(exc, (HDUNotFoundError, NoImageDataError)):
+                    raise
+                raise ImageReadError(f'{name}: cannot read as FITS: {exc}') from None
+            except BaseException:
+                self.close()
+                raise
+            self._from_hdu(selected, name)
+        elif isinstance(image, fits.HDUList):
+            self._from_hdu(_select_hdu(image, hdu, '<HDUList>'), '<HDUList>')
+        elif isinstance(image, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
+            if not _is_image_hdu(image):
+                raise NoImageDataError(f'<{type(image).__name__}>: no 2-D or 3-D image')
+            self._from_hdu(image, f'<{type(image).__name__}>')
+        else:
+            # In-memory inputs: the reader resolves them (cheaply).
+            from .io import read_image
+            data = read_image(image, hdu=hdu)
+            self.name = data.name
+            self.pixels = data.data
+            self.shape = data.data.shape
+            self.wcs = data.wcs.celestial if data.wcs is not None else None
+
+    def _from_hdu(self, hdu, name):
+        self.name = name
+        self.pixels = hdu.section
+        self.shape = tuple(hdu.shape)
+        self.wcs = None
+        if len(self.shape) not in (2, 3):
+            raise InvalidImageError(f'{name}: image has {len(self.shape)} axes; '
+                                    'expected 2 (ny, nx) or 3 (nbands, ny, nx)')
+        try:
+            wcs = WCS(hdu.header, naxis=len(self.shape)).celestial
+        except Exception as exc:  # astropy raises many kinds on bad WCS
+            log.debug('%s: unusable WCS: %s', name, exc)
+        else:
+            self.wcs = wcs if wcs.has_celestial else None
+
+    def close(self):
+        if self._hdulist is not None:
+            self._hdulist.close()
+            self._hdulist = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# -- cutouts -----------------------------------------------------------------
+
+def _pixel_positions(image, positions, ra, dec):
+    """(x, y) pixel arrays of the positions on the image."""
+    if isinstance(positions, Table):
+        positions = catalog_positions(positions, ra=ra, dec=dec)
+    if isinstance(positions, SkyCoord):
+        if image.wcs is None:
+            raise MissingWCSError(f'{image.name}: no celestial WCS in the header; '
+                                  'cannot place sky positions on it')
+        with np.errstate(invalid='ignore'):
+            x, y = skycoord_to_pixel(positions.reshape(-1) if not positions.isscalar
+                                     else positions.reshape((1,)), image.wcs, mode='all')
+        return np.asarray(x, float), np.asarray(y, float)
+    xy = np.asarray(positions, dtype=float)
+    if xy.ndim == 1 and xy.size == 2:
+        xy = xy[np.newaxis]
+    if xy.ndim != 2 or xy.shape[1] != 2:
+        raise CatalogError('pixel positions must be an (N, 2) array of (x, y); '
+                           f'got shape {xy.shape}')
+    return xy[:, 0], xy[:, 1]
+
+
+def _cutout(image, x, y, size, fill_value, max_bad_fraction, dtype):
+    ny, nx = image.shape[-2:]
+    if not (np.isfinite(x) and np.isfinite(y)):
+        return CutoutResult(None, CutoutFlag.OFF_IMAGE, 1.0)
+    # The geometry (and WCS) from Cutout2D on a zero-stride stand-in of
+    # the image's shape; the pixels read afterwards through the section.
+    stand_in = np.broadcast_to(np.zeros((), dtype), (ny, nx))
+    try:
+        cutout = Cutout2D(stand_in, (x, y), size, wcs=image.wcs, mode='partial',
+                          fill_value=fill_value)
+    except NoOverlapError:
+        return CutoutResult(None, CutoutFlag.OFF_IMAGE, 1.0)
+    lead = (slice(None),) * (len(image.shape) - 2)
+    data = np.full(image.shape[:-2] + cutout.shape, fill_value, dtype=dtype)
+    data[lead + cutout.slices_cutout] = image.pixels[lead + cutout.slices_original]
+    cutout.data = data
+    flag = CutoutFlag(0)
+    if data.shape[-2:] != tuple(s.stop - s.start for s in cutout.slices_original):
+        flag |= CutoutFlag.PARTIAL
+    bad_fraction = float(np.count_nonzero(~np.isfinite(data)) / data.size)
+    if bad_fraction > max_bad_fraction:
+        flag |= CutoutFlag.BAD_PIXELS
+    return CutoutResult(cutout, flag, bad_fraction)
+
+
+def iter_cutouts(image, positions, size, *, hdu=None, ra='ra', dec='dec',
+                 fill_value=np.nan, max_bad_fraction=0.5):
+    """Cut out positions from a (large) image, one at a time.
+
+    Parameters
+    ----------
+    image : str, `os.PathLike`, `~astropy.io.fits.HDUList`, HDU, `~astropy.nddata.NDData`, tuple or array
+        The image, 2-D ``(ny, nx)`` or 3-D ``(nbands, ny, nx)``.  A FITS
+        file or HDU is read through its ``section``: only the pixels of
+        each cutout are read, never the whole image.  Other inputs are
+        whatever `~astroclusterclf.io.read_image` accepts.
+    positions : `~astropy.table.Table`, `~astropy.coordinates.SkyCoord` or array
+        A catalog (positions from its ``ra``/``dec`` columns, see
+        `catalog_positions`), sky positions (the image needs a celestial
+        WCS), or pixel positions as an ``(N, 2)`` array of ``(x, y)``
+        (0-based).
+    size : int, `~astropy.units.Quantity`, str or pair
+        Cutout size in pixels or as an angle (see `parse_size`).
+    hdu : int or str, optional
+        The HDU of a FITS file or `~astropy.io.fits.HDUList` (default: the
+        first HDU with a 2-D or 3-D image).
+    ra, dec : str, optional
+        Column names, when ``positions`` is a table.
+    fill_value : float, optional
+        Value for the pixels of a partial cutout that fall off the image.
+    max_bad_fraction : float, optional
+        A cutout with more than this fraction of non-finite pixels is
+        flagged `CutoutFlag.BAD_PIXELS`.
+
+    Yields
+    ------
+    result : `CutoutResult`
+        ``(cutout, flag, bad_fraction)`` for each position, in order.
+
+    Raises
+    ------
+    ImageReadError, HDUNotFoundError, NoImageDataError, InvalidImageError
+        If the image cannot be read.
+    MissingWCSError
+        If sky positions are given and the image has no celestial WCS.
+    CatalogError
+        If the catalog lacks the ``ra``/``dec`` columns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astroclusterclf.cutouts import iter_cutouts
+    >>> image = np.arange(100.0).reshape(10, 10)
+    >>> for result in iter_cutouts(image, [(5, 5), (9, 5), (50, 50)], 4):
+    ...     print(result.flag.value, None if result.cutout is None else result.cutout.shape)
+    0 (4, 4)
+    2 (4, 4)
+    1 None
+    """
+    size = parse_size(size)
+    if not 0 <= max_bad_fraction <= 1:
+        raise ValueError(f'max_bad_fraction must be within [0, 1], got {max_bad_fraction}')
+    with _LargeImage(image, hdu=hdu) as large:
+        x, y = _pixel_positions(large, positions, ra, dec)
+        dtype = np.result_type(getattr(large.pixels, 'dtype', np.float32), np.float32)
+        if dtype.kind != 'f':
+            dtype = np.dtype(np.float64)
+        log.debug('%s: %d cutouts of size %s', large.name, len(x), size)
+        for xi, yi in zip(x, y):
+            yield _cutout(large, xi, yi, size, fill_value, max_bad_fraction, dtype)
+
+
+def make_cutouts(image, positions, size, **options):
+    """Cut out positions from a (large) image.
+
+    Same parameters as `iter_cutouts` (``options`` are its keyword
+    options).
+
+    Returns
+    -------
+    results : list of `CutoutResult`
+        One per position, in order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astroclusterclf.cutouts import make_cutouts
+    >>> results = make_cutouts(np.ones((50, 50)), [(10, 10), (49, 49)], 8)
+    >>> [int(r.flag) for r in results]
+    [0, 6]
+    """
+    return list(iter_cutouts(image, positions, size, **options))
