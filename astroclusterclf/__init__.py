@@ -30,6 +30,9 @@ from .preprocessing import NormalizationSettings, fits_to_rgb, normalize  # noqa
 __all__ += ['read_image', 'ImageData', 'fits_to_rgb', 'NormalizationSettings',
             'normalize']
 # -- simulate
+from .simulate import (CLASS_NAMES, make_dataset, make_mosaic,  # noqa: E402
+                       simulate_cluster)
+__all__ += ['CLASS_NAMES', 'simulate_cluster', 'make_dataset', 'make_mosaic']
 # -- backbones
 from .backbones import available as available_backbones  # noqa: E402
 from .backbones import get_backbone  # noqa: E402

@@ -45,6 +45,51 @@ def _subcommand(add):
 
 # -- simulate ---------------------------------------------------------------
 
+@_subcommand
+def _add_simulate(subparsers):
+    p = subparsers.add_parser(
+        'simulate',
+        help='write simulated globular and open cluster images',
+        description='Write simulated images of globular and open star '
+                    'clusters into the class folders "globular cluster/" '
+                    'and "open cluster/" of OUTPUT.  The same seed writes '
+                    'identical files.')
+    p.add_argument('--output', required=True, metavar='DIR',
+                   help='output directory (created if needed)')
+    _add_flag(p, 'n_per_class', type=int, required=True, metavar='N',
+              help='number of images of each class')
+    p.add_argument('--seed', type=int, default=0,
+                   help='random seed (default: %(default)s)')
+    p.add_argument('--bands', type=int, choices=(1, 3), default=1,
+                   help='1 band (r) or 3 bands (g, r, i) '
+                        '(default: %(default)s)')
+    p.add_argument('--format', choices=('fits', 'png'), action='append',
+                   dest='formats', metavar='{fits,png}',
+                   help='file format; repeat for both (default: fits)')
+    p.add_argument('--size', type=int, default=128,
+                   help='image width and height in pixels '
+                        '(default: %(default)s)')
+    p.set_defaults(func=_run_simulate)
+
+
+def _run_simulate(args):
+    from astropy.utils.console import ProgressBar
+
+    from .simulate import make_dataset
+    formats = tuple(args.formats or ('fits',))
+    with ProgressBar(2 * max(args.n_per_class, 0)) as bar:
+        files = make_dataset(args.output, n_per_class=args.n_per_class,
+                             seed=args.seed, size=args.size,
+                             bands=args.bands, formats=formats,
+                             progress=lambda done, total: bar.update(done))
+    for label, paths in files.items():
+        counts = ', '.join(
+            f'{sum(p.suffix == "." + fmt for p in paths)} {fmt.upper()}'
+            for fmt in formats)
+        print(f'Wrote {counts} image(s) of {label!r} to {paths[0].parent}')
+    return 0
+
+
 # -- retrain / label --------------------------------------------------------
 
 # -- annotate-fits / annotate-table -----------------------------------------
