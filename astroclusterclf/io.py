@@ -139,8 +139,8 @@ def read_image(source, *, hdu=None):
         Named tuple ``(data, header, wcs, name)``.  ``data`` is a new
         float32 (float64 for 32- and 64-bit integer or float64 input) array,
         2-D ``(ny, nx)`` or 3-D ``(nbands, ny, nx)``: FITS cubes keep their
-        first (NAXIS3) axis as bands, leading length-1 axes of 4-D FITS data
-        are dropped, and RGB pictures become ``(3, ny, nx)`` in R, G, B
+        first (NAXIS3) axis as bands, leading length-1 axes are dropped
+        (so a one-band cube is 2-D), and RGB pictures become ``(3, ny, nx)`` in R, G, B
         order (alpha dropped).  Rows of PNG/JPEG/TIFF pictures are in file
         order (first row = top of the picture).
 
@@ -229,26 +229,48 @@ def _is_truncation(warning):
     return 'truncated' in str(warning.message).lower()
 
 
+def _is_corruption(warning):
+    """astropy's signs of a damaged HDU (e.g. a header cut short)."""
+    message = str(warning.message)
+    return ('Error validating header' in message
+            or 'Missing padding to end of the FITS block' in message)
+
+
+def _damage(name, caught, exc=None):
+    """An ImageReadError for a truncated/corrupt file, or None."""
+    if any(_is_truncation(w) for w in caught):
+        return ImageReadError(f'{name}: the FITS file is truncated')
+    corrupt = [w for w in caught if _is_corruption(w)]
+    detail = ' '.join(str(corrupt[0].message).split()) if corrupt else ''
+    if exc is not None:
+        detail = f'{exc}; {detail}' if detail else str(exc)
+        return ImageReadError(f'{name}: not a valid FITS file, or truncated '
+                              f'or corrupt ({detail})')
+    if corrupt:
+        return ImageReadError(f'{name}: the FITS file is truncated or '
+                              f'corrupt ({detail})')
+    return None
+
+
 def _read_fits_file(path, *, hdu, name):
     """Open a FITS file read-only, extract one image and close the file."""
     caught = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
-            # .gz files cannot be memory-mapped; astropy decompresses them.
-            memmap = not str(path).lower().endswith('.gz')
-            with fits.open(path, mode='readonly', memmap=memmap,
+            # memmap=None: memory-map where astropy can (not for .gz files
+            # or scaled data, which it reads into memory instead).
+            with fits.open(path, mode='readonly', memmap=None,
                            lazy_load_hdus=True) as hdul:
                 image = _from_hdulist(hdul, hdu=hdu, name=name)
     except AstroClusterClfError:
-        if any(_is_truncation(w) for w in caught):
-            raise ImageReadError(f'{name}: the FITS file is truncated') from None
+        # e.g. "no image data" only because the image HDU was cut off.
+        damage = _damage(name, caught)
+        if damage is not None:
+            raise damage from None
         raise
     except (OSError, ValueError, TypeError, IndexError, EOFError) as exc:
-        problem = ('the FITS file is truncated'
-                   if any(_is_truncation(w) for w in caught)
-                   else f'not a valid FITS file ({exc})')
-        raise ImageReadError(f'{name}: {problem}') from exc
+        raise _damage(name, caught, exc) from exc
 
     if any(_is_truncation(w) for w in caught):
         # astropy could read the data although the file is shorter than its
@@ -391,7 +413,7 @@ def _as_float_image(array, name):
         raise InvalidImageError(f'{name}: image data of type {array.dtype} '
                                 'are not real numbers')
     # Drop leading length-1 axes of e.g. (1, 1, ny, nx) radio images.
-    while array.ndim > 3 and array.shape[0] == 1:
+    while array.ndim > 2 and array.shape[0] == 1:
         array = array[0]
         mask = None if mask is None else mask[0]
     if array.ndim not in (2, 3):
@@ -401,8 +423,9 @@ def _as_float_image(array, name):
     if array.size == 0:
         raise InvalidImageError(f'{name}: image data are empty (shape '
                                 f'{array.shape})')
-    dtype = np.float64 if (array.dtype.kind in 'iu' and array.itemsize >= 4
-                           or array.dtype == np.float64) else np.float32
+    dtype = (np.float64 if array.itemsize >= 8 or (array.dtype.kind in 'iu'
+                                                    and array.itemsize >= 4)
+             else np.float32)
     data = np.array(array, dtype=dtype, order='C', copy=True)
     if mask is not None:
         data[mask] = np.nan
@@ -455,6 +478,10 @@ def _picture_to_array(im, name):
             not mode.startswith('I;16'):
         im = im.convert('RGB')  # CMYK, YCbCr, LAB, HSV, ...
     array = np.asarray(im)
+    if mode == 'P' and array.ndim == 3 and (
+            np.array_equal(array[..., 0], array[..., 1])
+            and np.array_equal(array[..., 0], array[..., 2])):
+        array = array[..., 0]  # a greyscale palette is one band
     if array.ndim == 3:
         # (ny, nx, channels) -> (3, ny, nx), alpha (or padding) dropped.
         array = np.moveaxis(array[..., :3], -1, 0)
