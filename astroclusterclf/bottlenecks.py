@@ -1,0 +1,419 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Content-addressed cache of backbone features ("bottlenecks").
+
+A bottleneck is the feature vector a backbone computes for one image.
+Retraining a head only needs these vectors, so they are computed once,
+in batches, and stored on disk under a key made of
+
+- the SHA-256 of the image file's bytes (renaming or moving a file keeps
+  its entry; changing a single byte makes a new one),
+- the normalization settings (`NormalizationSettings.cache_key`),
+- the backbone name and weights hash (`astroclusterclf.backbones.weights_id`),
+- the augmentation variant (one of the 8 rotations/flips of the dihedral
+  group, see `dihedral`).
+
+Entries are written to a temporary file and renamed into place, so two
+runs sharing a cache, or a run killed midway, never leave a partial
+entry; an entry that does not load as the expected vector is recomputed.
+
+Examples
+--------
+>>> import numpy as np
+>>> from astroclusterclf.bottlenecks import dihedral
+>>> image = np.arange(4.).reshape(2, 2, 1)
+>>> [dihedral(image, k)[..., 0].tolist() for k in (0, 1, 4)]
+[[[0.0, 1.0], [2.0, 3.0]], [[1.0, 3.0], [0.0, 2.0]], [[1.0, 0.0], [3.0, 2.0]]]
+"""
+
+import collections
+import concurrent.futures
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .exceptions import AstroClusterClfError, SkippedFileWarning
+
+__all__ = ['N_VARIANTS', 'dihedral', 'file_sha256', 'prefetch_map',
+           'cached_backbone', 'forward_function', 'BottleneckResult',
+           'BottleneckCache', 'default_bottleneck_dir']
+
+log = logging.getLogger(__name__)
+
+#: Number of augmentation variants: the 8 elements of the dihedral group.
+N_VARIANTS = 8
+
+
+def dihedral(image, variant):
+    """Return one of the 8 rotations/flips of an image.
+
+    Parameters
+    ----------
+    image : `~numpy.ndarray`
+        Array whose first two axes are (y, x), e.g. ``(H, W, 3)``.
+    variant : int
+        0-3: rotation by ``90 * variant`` degrees counter-clockwise;
+        4-7: the same rotations of the left-right mirrored image.
+
+    Returns
+    -------
+    out : `~numpy.ndarray`
+        A C-contiguous copy (variant 0 returns the input unchanged).
+    """
+    variant = int(variant)
+    if not 0 <= variant < N_VARIANTS:
+        raise ValueError(f'variant must be in 0..7, got {variant}')
+    if variant == 0:
+        return image
+    out = image[:, ::-1] if variant >= 4 else image
+    return np.ascontiguousarray(np.rot90(out, variant % 4, axes=(0, 1)))
+
+
+def file_sha256(path, *, chunk_size=1 << 20):
+    """Return the hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while chunk := f.read(chunk_size):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def prefetch_map(func, items, *, workers=None, lookahead=None):
+    """Apply ``func`` to ``items`` in a thread pool, yielding in order.
+
+    At most ``lookahead`` calls are in flight, so memory stays bounded
+    while the caller (e.g. a forward pass, which releases the GIL) works
+    on earlier results.
+
+    Yields
+    ------
+    item, result, error
+        ``error`` is the exception ``func(item)`` raised (then ``result``
+        is `None`); exceptions are not raised here so the caller decides.
+    """
+    workers = workers or min(4, os.cpu_count() or 1)
+    lookahead = lookahead or 4 * workers
+    items = iter(items)
+    pending = collections.deque()
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        def fill():
+            while len(pending) < lookahead:
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+                pending.append((item, pool.submit(func, item)))
+        fill()
+        try:
+            while pending:
+                item, future = pending.popleft()
+                fill()
+                try:
+                    yield item, future.result(), None
+                except Exception as exc:  # handed to the caller
+                    yield item, None, exc
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+
+_BACKBONES = {}
+_BACKBONES_LOCK = threading.Lock()
+
+
+def cached_backbone(architecture, weights='imagenet', input_size=None):
+    """Return a frozen backbone model, built once per process.
+
+    The instance is shared: do not train it (fine-tuning builds its own
+    with `astroclusterclf.backbones.get_backbone`).
+    """
+    from . import backbones
+
+    key = (architecture, str(weights), input_size)
+    with _BACKBONES_LOCK:
+        if key not in _BACKBONES:
+            _BACKBONES[key] = backbones.get_backbone(
+                architecture, weights=weights, trainable=False,
+                input_size=input_size)
+        return _BACKBONES[key]
+
+
+_FORWARD = {}
+
+
+def forward_function(model):
+    """Return a `tf.function` computing ``model(x, training=False)`` for
+    any batch size, traced once per model."""
+    import tensorflow as tf
+
+    key = id(model)
+    if key not in _FORWARD or _FORWARD[key][0] is not model:
+        shape = tuple(model.inputs[0].shape[1:])
+
+        @tf.function(input_signature=[tf.TensorSpec((None,) + shape,
+                                                    tf.float32)],
+                     reduce_retracing=True)
+        def forward(x):
+            return model(x, training=False)
+        _FORWARD[key] = (model, forward)
+    return _FORWARD[key][1]
+
+
+def default_bottleneck_dir():
+    """Return ``<cache dir>/bottlenecks`` (see `astroclusterclf.config`)."""
+    from .config import cache_dir
+
+    return cache_dir() / 'bottlenecks'
+
+
+@dataclass
+class BottleneckResult:
+    """Features of a list of files.
+
+    Attributes
+    ----------
+    features : dict
+        ``{path: ndarray (n_variants, feature_length) float32}``, with the
+        variants in the order they were asked for; skipped files are
+        absent.
+    digests : dict
+        ``{path: SHA-256 hex digest of the file}``.
+    skipped : list of (path, str)
+        Files that could not be read, with the reason.
+    n_computed, n_cached : int
+        Feature vectors computed by the backbone and loaded from disk.
+    """
+
+    features: dict = field(default_factory=dict)
+    digests: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)
+    n_computed: int = 0
+    n_cached: int = 0
+
+
+class BottleneckCache:
+    """Feature cache for one backbone and one normalization setting.
+
+    Parameters
+    ----------
+    directory : str or `~pathlib.Path`, optional
+        Cache root (default: `default_bottleneck_dir`).  Entries live in
+        a sub-folder named after the backbone weights and settings.
+    architecture : str, optional
+        Backbone name (see `astroclusterclf.backbones.available`).
+    weights : str, optional
+        Backbone weights.
+    settings : `~astroclusterclf.preprocessing.NormalizationSettings`, optional
+        Normalization; its ``size`` is set to the backbone input size.
+    input_size : int, optional
+        Backbone input size (default: the backbone's own).
+    """
+
+    def __init__(self, directory=None, *, architecture='efficientnet_lite0',
+                 weights='imagenet', settings=None, input_size=None):
+        from . import backbones
+        from .preprocessing import NormalizationSettings
+
+        spec = backbones.get_spec(architecture)
+        if settings is None:
+            settings = NormalizationSettings()
+        elif isinstance(settings, dict):
+            settings = NormalizationSettings.from_dict(settings)
+        size = int(input_size or spec.input_size)
+        self.input_size = size
+        self._default_size = spec.input_size
+        self.architecture = spec.name
+        self.weights = weights
+        self.feature_length = spec.feature_length
+        self.settings = settings.replace(size=(size, size))
+        self.weights_id = backbones.weights_id(spec.name, weights)
+        self.directory = Path(directory or default_bottleneck_dir())
+        key = json.dumps({'weights_id': self.weights_id,
+                          'settings': self.settings.cache_key()},
+                         sort_keys=True)
+        self.key = hashlib.sha256(key.encode()).hexdigest()[:16]
+        safe = ''.join(c if c.isalnum() or c in '-_' else '_'
+                       for c in self.architecture)
+        self.root = self.directory / f'{safe}-{self.key}'
+        self._key_written = False
+
+    def __repr__(self):
+        return (f'<BottleneckCache {self.architecture} key={self.key} '
+                f'at {self.root}>')
+
+    # -- storage -----------------------------------------------------------
+
+    def entry_path(self, digest, variant):
+        """Path of the entry for a file digest and variant."""
+        return self.root / digest[:2] / f'{digest}_d{int(variant)}.npy'
+
+    def load(self, digest, variant):
+        """Return the cached vector, or `None` if missing or corrupt."""
+        path = self.entry_path(digest, variant)
+        try:
+            with open(path, 'rb') as f:
+                vector = np.load(f, allow_pickle=False)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, EOFError) as exc:
+            log.warning('corrupt bottleneck %s (%s): recomputing', path, exc)
+            return None
+        if (vector.shape != (self.feature_length,)
+                or vector.dtype != np.float32
+                or not np.all(np.isfinite(vector))):
+            log.warning('corrupt bottleneck %s (shape %s, dtype %s): '
+                        'recomputing', path, vector.shape, vector.dtype)
+            return None
+        return vector
+
+    def _write_atomic(self, path, write):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.tmp-',
+                                   suffix=path.suffix)
+        try:
+            with os.fdopen(fd, 'wb') as f:
+                write(f)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    def store(self, digest, variant, vector):
+        """Write one entry atomically (temporary file + `os.replace`)."""
+        vector = np.asarray(vector, dtype=np.float32)
+        if not self._key_written:
+            info = {'architecture': self.architecture,
+                    'weights_id': self.weights_id,
+                    'settings': self.settings.to_dict()}
+            text = json.dumps(info, indent=1, sort_keys=True, default=str)
+            self._write_atomic(self.root / 'key.json',
+                               lambda f: f.write(text.encode()))
+            self._key_written = True
+        self._write_atomic(self.entry_path(digest, variant),
+                           lambda f: np.save(f, vector, allow_pickle=False))
+
+    # -- computing ---------------------------------------------------------
+
+    def get_features(self, paths, *, variants=(0,), batch_size=32,
+                     progress=None, workers=None):
+        """Return the features of files, computing only what is missing.
+
+        Parameters
+        ----------
+        paths : list of str or `~pathlib.Path`
+            Image files.
+        variants : tuple of int or list of tuple of int, optional
+            Dihedral variants (0-7) wanted for every file, or one tuple
+            per file.
+        batch_size : int, optional
+            Images per forward pass.
+        progress : callable, optional
+            Called as ``progress(done, total)`` with the number of
+            feature vectors computed so far (only when something needs
+            computing).
+        workers : int, optional
+            Threads reading and normalizing files while the backbone runs.
+
+        Returns
+        -------
+        result : `BottleneckResult`
+
+        Warns
+        -----
+        SkippedFileWarning
+            For each file that cannot be read (named, with the reason).
+        """
+        from .preprocessing import fits_to_rgb
+
+        paths = [Path(p) for p in paths]
+        if variants and isinstance(variants[0], (int, np.integer)):
+            variants = [tuple(variants)] * len(paths)
+        if len(variants) != len(paths):
+            raise ValueError('variants must be one tuple or one per path')
+        result = BottleneckResult()
+        missing = {}   # path -> [variant, ...]
+        wanted = {}
+        for path, path_variants in zip(paths, variants):
+            if path in result.features or path in wanted:
+                continue
+            try:
+                digest = file_sha256(path)
+            except OSError as exc:
+                self._skip(result, path, exc.strerror or str(exc))
+                continue
+            result.digests[path] = digest
+            wanted[path] = tuple(path_variants)
+            vectors = {}
+            for v in path_variants:
+                vector = self.load(digest, v)
+                if vector is None:
+                    missing.setdefault(path, []).append(v)
+                else:
+                    vectors[v] = vector
+                    result.n_cached += 1
+            result.features[path] = vectors
+        total = sum(len(v) for v in missing.values())
+        if total:
+            log.info('computing %d bottlenecks of %d files with %s',
+                     total, len(missing), self.architecture)
+            forward = forward_function(cached_backbone(
+                self.architecture, self.weights,
+                None if self.input_size == self._default_size
+                else self.input_size))
+            settings = self.settings
+
+            def prepare(path):
+                return fits_to_rgb(path, settings=settings)
+
+            batch = []
+
+            def flush():
+                images = np.stack([image for _, _, image in batch])
+                features = np.asarray(forward(images), dtype=np.float32)
+                for (path, v, _), vector in zip(batch, features):
+                    self.store(result.digests[path], v, vector)
+                    result.features[path][v] = vector
+                result.n_computed += len(batch)
+                batch.clear()
+                if progress is not None:
+                    progress(result.n_computed, total)
+
+            for path, rgb, error in prefetch_map(prepare, missing,
+                                                 workers=workers,
+                                                 lookahead=2 * batch_size):
+                if error is not None:
+                    if not isinstance(error, (AstroClusterClfError,
+                                              OSError)):
+                        raise error
+                    self._skip(result, path, str(error))
+                    del result.features[path]
+                    total -= len(missing[path])
+                    continue
+                for v in missing[path]:
+                    batch.append((path, v, dihedral(rgb, v)))
+                    if len(batch) >= batch_size:
+                        flush()
+            if batch:
+                flush()
+        for path, vectors in list(result.features.items()):
+            result.features[path] = np.stack([vectors[v]
+                                              for v in wanted[path]])
+        return result
+
+    @staticmethod
+    def _skip(result, path, reason):
+        result.skipped.append((path, reason))
+        result.digests.pop(path, None)
+        warnings.warn(f'{path}: skipped, cannot be read ({reason})',
+                      SkippedFileWarning)
