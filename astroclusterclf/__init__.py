@@ -38,4 +38,11 @@ from .backbones import available as available_backbones  # noqa: E402
 from .backbones import get_backbone  # noqa: E402
 __all__ += ['available_backbones', 'get_backbone']
 # -- retrain / classifier
+from .classifier import ClusterClassifier  # noqa: E402
+from .retrain import RetrainResult, retrain  # noqa: E402
+__all__ += ['retrain', 'RetrainResult', 'ClusterClassifier']
 # -- annotate
+from .annotate import annotate_fits, annotate_header, annotate_table  # noqa: E402
+from .cutouts import CutoutFlag, make_cutouts  # noqa: E402
+__all__ += ['annotate_header', 'annotate_fits', 'annotate_table', 'CutoutFlag',
+            'make_cutouts']

@@ -49,7 +49,7 @@ from .exceptions import (AnnotationError, AstroClusterClfError, CatalogError,
 
 __all__ = ['CARD_KEYWORDS', 'FitsAnnotation', 'annotate_header', 'annotate_fits',
            'annotate_table', 'probability_column_name', 'read_catalog',
-           'write_table']
+           'check_table_output', 'write_table']
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ CARD_KEYWORDS = ('CLSLABEL', 'CLSCONF', 'CLSMODEL')
 _PROB_KEY = re.compile(r'^CLSPRB\d+$')
 _MAX_CLASSES = 99  # CLSPRB99 is the last 8-character keyword
 _CARD_LENGTH = 80
+_VOTABLE_SUFFIXES = ('.xml', '.vot', '.votable')
 
 
 class FitsAnnotation(NamedTuple):
@@ -599,22 +600,60 @@ def read_catalog(path, *, format=None):
         raise CatalogError(f'{path}: cannot read as a table ({message})') from None
 
 
-def _table_format(path, format):
+def check_table_output(path, *, format=None, overwrite=False):
+    """Check that a table can be written to ``path`` before doing the work.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        Output file.
+    format : str, optional
+        An astropy table format name (default: from the extension).
+    overwrite : bool, optional
+        Whether an existing file may be replaced.
+
+    Returns
+    -------
+    format : str
+        The astropy table format that will be used.
+
+    Raises
+    ------
+    AnnotationError
+        The folder does not exist, the file exists (without
+        ``overwrite``) or is a folder, or the format is unknown.
+
+    Examples
+    --------
+    >>> from astroclusterclf.annotate import check_table_output
+    >>> check_table_output('catalog.ecsv'), check_table_output('catalog.vot')
+    ('ascii.ecsv', 'votable')
+    """
     from astropy.io import registry
 
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise AnnotationError(f'{path}: output folder {path.parent} does not exist')
+    if path.is_dir():
+        raise AnnotationError(f'{path}: is a folder')
+    if path.exists() and not overwrite:
+        raise AnnotationError(f'{path}: output file exists (use overwrite)')
     if format is not None:
+        if format not in registry.get_formats(Table, 'Write')['Format']:
+            raise AnnotationError(f'{path}: unknown table format {format!r}')
         return format
+    if path.suffix.lower() in _VOTABLE_SUFFIXES:
+        # astropy identifies VOTables only when reading
+        return 'votable'
     formats = registry.identify_format('write', Table, os.fspath(path), None, [], {})
-    if not formats:
-        raise AnnotationError(f'{path}: cannot tell the table format from the extension; '
-                              'use .ecsv, .fits, .xml/.vot (VOTable), .csv, ... '
-                              'or give the format')
     if len(formats) > 1:
-        # e.g. '.xml': both 'votable' and 'votable.parquet'-like variants
-        preferred = [f for f in formats if f in ('votable', 'fits', 'ascii.ecsv', 'hdf5')]
-        if preferred:
-            return preferred[0]
-        raise AnnotationError(f'{path}: ambiguous table format {formats}; give the format')
+        # e.g. '.xml' for several VOTable flavours: prefer the plain ones
+        formats = [f for f in formats if f in ('votable', 'fits', 'ascii.ecsv')] or formats
+    if len(formats) != 1:
+        problem = ('cannot tell the table format from the extension' if not formats
+                   else f'ambiguous table format ({", ".join(formats)})')
+        raise AnnotationError(f'{path}: {problem}; use .ecsv, .fits, .xml or .vot '
+                              '(VOTable), .csv, ... or give the format')
     return formats[0]
 
 
@@ -641,13 +680,7 @@ def write_table(table, path, *, format=None, overwrite=False):
         that format.
     """
     path = Path(path)
-    if not path.parent.is_dir():
-        raise AnnotationError(f'{path}: output folder {path.parent} does not exist')
-    if path.exists() and not overwrite:
-        raise AnnotationError(f'{path}: output file exists (use overwrite)')
-    if path.is_dir():
-        raise AnnotationError(f'{path}: is a folder')
-    format = _table_format(path, format)
+    format = check_table_output(path, format=format, overwrite=overwrite)
 
     def write(tmp):
         table.write(tmp, format=format, overwrite=True)

@@ -94,6 +94,135 @@ def _run_simulate(args):
 
 # -- annotate-fits / annotate-table -----------------------------------------
 
+def _annotate_hdu_arg(text):
+    """``--hdu`` value: an index or an EXTNAME."""
+    return int(text) if text.strip().lstrip('-').isdigit() else text
+
+
+@_subcommand
+def _add_annotate_fits(subparsers):
+    p = subparsers.add_parser(
+        'annotate-fits',
+        help='classify FITS images and write the result into their headers',
+        description='Classify the image of each FITS file and write the '
+                    'cards CLSLABEL, CLSCONF, CLSMODEL, CLSPRBn and a HISTORY '
+                    'card into the classified HDU.  The image data are never '
+                    'altered.  Give exactly one of --output-dir and --in-place.')
+    p.add_argument('--graph', required=True, metavar='MODEL',
+                   help='model file written by "astroclusterclf retrain"')
+    p.add_argument('files', nargs='+', metavar='FILE', help='FITS file(s)')
+    _add_flag(p, 'output_dir', metavar='DIR',
+              help='write annotated copies (same file names) into DIR')
+    _add_flag(p, 'in_place', action='store_true',
+              help='replace each file by its annotated version (atomically)')
+    p.add_argument('--hdu', type=_annotate_hdu_arg, default=None,
+                   help='HDU index or EXTNAME (default: the first image HDU)')
+    p.add_argument('--overwrite', action='store_true',
+                   help='replace existing files in --output-dir')
+    p.set_defaults(func=_run_annotate_fits)
+
+
+def _run_annotate_fits(args):
+    from pathlib import Path
+
+    from .annotate import annotate_fits
+    from .classifier import ClusterClassifier
+    from .exceptions import AnnotationError
+
+    if (args.output_dir is None) == (not args.in_place):
+        raise AnnotationError('give exactly one of --output-dir DIR and --in-place')
+    if args.output_dir is not None and not Path(args.output_dir).is_dir():
+        raise AnnotationError(f'{args.output_dir}: output folder does not exist')
+    classifier = ClusterClassifier.load(args.graph)
+    for name in args.files:
+        output = None if args.in_place else Path(args.output_dir) / Path(name).name
+        result = annotate_fits(classifier, name, output=output,
+                               in_place=args.in_place, hdu=args.hdu,
+                               overwrite=args.overwrite)
+        print(f'{name}: {result.label} {result.confidence:.5f} -> {result.path} '
+              f'[HDU {result.hdu}]')
+    return 0
+
+
+@_subcommand
+def _add_annotate_table(subparsers):
+    p = subparsers.add_parser(
+        'annotate-table',
+        help='classify the rows of a catalog and write the annotated table',
+        description='Classify each row of CATALOG, either by cutting its sky '
+                    'position out of a survey image (--image) or by reading '
+                    'the file named in a column (--path-column), and write '
+                    'the table with the columns pred_class, pred_conf, '
+                    'prob_<label> and pred_flag (0 = fine, 1 = off the image, '
+                    '2 = partial cutout, 4 = too many bad pixels, '
+                    '8 = unreadable file).  The output format follows its '
+                    'extension: .ecsv, .fits, .xml/.vot (VOTable), .csv, ...')
+    p.add_argument('--graph', required=True, metavar='MODEL',
+                   help='model file written by "astroclusterclf retrain"')
+    p.add_argument('catalog', metavar='CATALOG',
+                   help='input table (any format astropy reads)')
+    p.add_argument('--image', metavar='MOSAIC',
+                   help='survey image (FITS with a celestial WCS)')
+    _add_flag(p, 'path_column', metavar='COL',
+              help='column of image file names to classify')
+    p.add_argument('--output', required=True, metavar='OUT',
+                   help='output table; written atomically')
+    _add_flag(p, 'ra_column', default='ra', metavar='COL',
+              help='right ascension column, degrees unless it has a unit '
+                   '(default: %(default)s)')
+    _add_flag(p, 'dec_column', default='dec', metavar='COL',
+              help='declination column (default: %(default)s)')
+    p.add_argument('--size', default='64',
+                   help='cutout size: pixels, or an angle such as "30 arcsec" '
+                        '(default: %(default)s)')
+    p.add_argument('--hdu', type=_annotate_hdu_arg, default=None,
+                   help='HDU of the image (or of each file)')
+    _add_flag(p, 'batch_size', type=int, default=32, metavar='N',
+              help='images per forward pass (default: %(default)s)')
+    p.add_argument('--format', default=None,
+                   help='astropy table format of OUT (default: from the extension)')
+    p.add_argument('--overwrite', action='store_true',
+                   help='replace OUT if it exists')
+    p.set_defaults(func=_run_annotate_table)
+
+
+def _run_annotate_table(args):
+    from astropy.utils.console import ProgressBar
+
+    from .annotate import (annotate_table, check_table_output, read_catalog,
+                           write_table)
+    from .classifier import ClusterClassifier
+    from .cutouts import parse_size
+    from .exceptions import AnnotationError
+
+    if (args.image is None) == (args.path_column is None):
+        raise AnnotationError('give exactly one of --image MOSAIC and --path-column COL')
+    try:
+        size = parse_size(args.size)
+    except ValueError as exc:
+        raise AnnotationError(f'--size: {exc}') from None
+    if args.batch_size < 1:
+        raise AnnotationError(f'--batch-size must be positive, got {args.batch_size}')
+    catalog = read_catalog(args.catalog)
+    check_table_output(args.output, format=args.format, overwrite=args.overwrite)
+    classifier = ClusterClassifier.load(args.graph)
+    with ProgressBar(len(catalog)) as bar:
+        table = annotate_table(classifier, catalog, image=args.image,
+                               path_column=args.path_column, ra=args.ra_column,
+                               dec=args.dec_column, size=size, hdu=args.hdu,
+                               batch_size=args.batch_size,
+                               callback=lambda done, total: bar.update(done))
+    write_table(table, args.output, format=args.format, overwrite=args.overwrite)
+    classified = ~table['pred_class'].mask
+    counts = ', '.join(f'{int((table["pred_class"][classified] == label).sum())} {label!r}'
+                       for label in classifier.labels)
+    flagged = int((table['pred_flag'] != 0).sum())
+    print(f'Classified {int(classified.sum())} of {len(table)} rows ({counts}); '
+          f'{flagged} flagged (pred_flag != 0)')
+    print(f'Wrote {args.output}')
+    return 0
+
+
 # -- demo -------------------------------------------------------------------
 
 
