@@ -14,6 +14,7 @@ prediction uses exactly the preprocessing it was trained with.
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -513,8 +514,12 @@ def normalize(data, *, settings=None, name='<array>'):
     if planes.shape[0] == 1:
         grey = _scale_band(planes[0], None if finite_mask is None
                            else finite_mask[0], interval, stretch)
-        rgb = np.repeat(grey[:, :, np.newaxis], 3, axis=2)
-    elif settings.color == 'per-band':
+        grey = grey[:, :, np.newaxis].astype(np.float32)
+        if settings.size is not None:  # resize one channel, not three
+            grey = resize(grey, settings.size)
+            np.clip(grey, 0.0, 1.0, out=grey)
+        return np.repeat(grey, 3, axis=2)
+    if settings.color == 'per-band':
         rgb = np.stack([_scale_band(plane, None if finite_mask is None
                                     else finite_mask[i], interval, stretch)
                         for i, plane in enumerate(planes)], axis=-1)
@@ -554,6 +559,8 @@ def _select_bands(array, bands, name):
 def _limits(values, interval):
     """Interval limits of the 1-D finite ``values``; never degenerate
     unless all values are equal."""
+    if values.size == 0:  # a band without a finite pixel
+        return 0.0, 0.0
     vmin, vmax = interval.get_limits(values)
     vmin, vmax = float(vmin), float(vmax)
     if not vmax > vmin:
@@ -571,9 +578,9 @@ def _fill_nonfinite(plane, mask, low, high):
     """Fill non-finite pixels: NaN and -inf with ``low``, +inf with
     ``high`` (in place)."""
     if mask is not None:
-        bad = ~mask
-        plane[bad & (plane == np.inf)] = high
-        plane[bad & ~(plane == np.inf)] = low
+        positive_inf = plane == np.inf
+        plane[~mask] = low
+        plane[positive_inf] = high
 
 
 def _scale_band(plane, mask, interval, stretch):
@@ -625,13 +632,63 @@ def _lupton(planes, mask, interval, stretch):
     return np.clip(rgb, 0.0, 1.0, out=rgb)
 
 
+@functools.lru_cache(maxsize=64)
+def _axis_plan(n_in, n_out):
+    """How to resample one axis of length ``n_in`` to ``n_out``.
+
+    Returns ``(index, weight)``, both ``(taps, n_out)``: output pixel ``i``
+    is ``sum(weight[k, i] * input[index[k, i]] for k in range(taps))``.
+    Shrinking: the input pixels under the output pixel's footprint,
+    weighted by the overlapping length (exact area averaging).  Enlarging:
+    bilinear interpolation between the two nearest pixel centres, edges
+    clamped (the same as Pillow's and OpenCV's bilinear filters).
+    """
+    rows = np.arange(n_out)
+    if n_out < n_in:
+        scale = n_in / n_out
+        start = rows * scale
+        taps = int(np.ceil(scale)) + 1
+        index = np.floor(start).astype(np.intp)[:, np.newaxis] + np.arange(taps)
+        overlap = (np.minimum(start[:, np.newaxis] + scale, index + 1)
+                   - np.maximum(start[:, np.newaxis], index))
+        weight = np.clip(overlap, 0.0, None) / scale
+    else:
+        centre = np.clip((rows + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
+        low = np.floor(centre).astype(np.intp)
+        frac = centre - low
+        index = np.stack([low, low + 1], axis=1)
+        weight = np.stack([1.0 - frac, frac], axis=1)
+    index = np.minimum(index, n_in - 1)
+    used = weight.any(axis=0)  # drop taps that are zero for every pixel
+    return index[:, used].T.copy(), weight[:, used].T.astype(np.float32)
+
+
+def _resample_axis(array, n_out, axis):
+    n_in = array.shape[axis]
+    if n_in == n_out:
+        return array
+    index, weight = _axis_plan(n_in, n_out)
+    shape = [1] * array.ndim
+    shape[axis] = n_out
+    out = None
+    for tap_index, tap_weight in zip(index, weight):
+        term = np.take(array, tap_index, axis=axis)
+        term *= tap_weight.reshape(shape)
+        if out is None:
+            out = term
+        else:
+            out += term
+    return out
+
+
 def resize(rgb, size):
     """Resize an ``(H, W, C)`` image, averaging areas when shrinking.
 
-    Shrinking by integer factors is an exact block mean; other shrinking
-    uses Pillow's box filter (area average) and enlarging its bilinear
-    filter, on each channel as 32-bit floats.  The two axes are treated
-    separately, so one may shrink while the other grows.
+    Each axis is resampled on its own: shrinking averages the input pixels
+    under each output pixel weighted by their overlap (exact area
+    averaging, a plain block mean for integer factors), enlarging
+    interpolates bilinearly between pixel centres.  One axis may shrink
+    while the other grows.
 
     Parameters
     ----------
@@ -643,7 +700,15 @@ def resize(rgb, size):
     Returns
     -------
     resized : `~numpy.ndarray`
-        float32 ``(height, width, C)``.
+        float32 ``(height, width, C)``; ``rgb`` itself (as float32) if the
+        size is unchanged.
+
+    Raises
+    ------
+    NormalizationError
+        An invalid ``size``.
+    InvalidImageError
+        ``rgb`` is not 3-D.
 
     Examples
     --------
@@ -675,18 +740,4 @@ def resize(rgb, size):
         return rgb.reshape(height, fy, width, fx, channels).mean(
             axis=(1, 3), dtype=np.float32)
 
-    from PIL import Image
-
-    out = np.empty((height, width, channels), dtype=np.float32)
-    for c in range(channels):
-        im = Image.fromarray(np.ascontiguousarray(rgb[:, :, c]))  # mode 'F'
-        if width != in_w:
-            im = im.resize((width, in_h), resample=(
-                Image.Resampling.BOX if width < in_w
-                else Image.Resampling.BILINEAR))
-        if height != in_h:
-            im = im.resize((width, height), resample=(
-                Image.Resampling.BOX if height < in_h
-                else Image.Resampling.BILINEAR))
-        out[:, :, c] = np.asarray(im)
-    return out
+    return _resample_axis(_resample_axis(rgb, height, 0), width, 1)
