@@ -92,6 +92,163 @@ def _run_simulate(args):
 
 # -- retrain / label --------------------------------------------------------
 
+def _hdu_arg(text):
+    """``--hdu`` value: an index or an EXTNAME."""
+    return int(text) if text.strip().lstrip('-').isdigit() else text
+
+
+@_subcommand
+def _add_retrain(subparsers):
+    p = subparsers.add_parser(
+        'retrain',
+        help='retrain a classifier on a folder of class sub-folders',
+        description='Retrain a classification head on top of a pretrained '
+                    'backbone.  The sub-folders of IMAGE_DIR are the '
+                    'classes (names may contain spaces); their FITS, PNG '
+                    'or JPEG files are the examples.  Writes one '
+                    'self-contained .keras model file and a label file, '
+                    'and reports the accuracy on a held-out test set.')
+    _add_flag(p, 'image_dir', required=True, metavar='DIR',
+              help='folder whose sub-folders are the classes')
+    _add_flag(p, 'output_graph', required=True, metavar='FILE',
+              help='model file to write (.keras)')
+    _add_flag(p, 'output_labels', metavar='FILE',
+              help='label file to write, one label per line')
+    _add_flag(p, 'architecture', default='efficientnet_lite0',
+              help='backbone (default: %(default)s)')
+    _add_flag(p, 'how_many_training_steps', type=int, default=4000,
+              metavar='N', help='training steps (default: %(default)s)')
+    _add_flag(p, 'learning_rate', type=float, default=0.01, metavar='X',
+              help='learning rate (default: %(default)s)')
+    _add_flag(p, 'bottleneck_dir', metavar='DIR',
+              help='feature cache (default: <cache dir>/bottlenecks)')
+    _add_flag(p, 'summaries_dir', metavar='DIR',
+              help='write TensorBoard scalars here')
+    _add_flag(p, 'testing_percentage', type=float, default=10, metavar='P',
+              help='percentage of images for testing (default: '
+                   '%(default)s)')
+    _add_flag(p, 'validation_percentage', type=float, default=10,
+              metavar='P', help='percentage of images for validation '
+                                '(default: %(default)s)')
+    _add_flag(p, 'eval_step_interval', type=int, default=10, metavar='N',
+              help='evaluate every N steps (default: %(default)s)')
+    _add_flag(p, 'train_batch_size', type=int, default=100, metavar='B',
+              help='images per training step (default: %(default)s)')
+    _add_flag(p, 'random_seed', type=int, default=0, metavar='S',
+              help='random seed (default: %(default)s)')
+    p.add_argument('--no-augment', '--no_augment', dest='augment',
+                   action='store_false',
+                   help='do not train on the 8 rotations/flips')
+    _add_flag(p, 'fine_tune', action='store_true',
+              help='also fine-tune the top of the backbone')
+    p.set_defaults(func=_run_retrain)
+
+
+def _run_retrain(args):
+    import contextlib
+
+    from astropy.utils.console import ProgressBar
+
+    from .retrain import retrain
+
+    with contextlib.ExitStack() as stack:
+        state = {'bar': None, 'done': False}
+
+        def progress(done, total):
+            if state['bar'] is None and not state['done']:
+                print(f'Computing {total} bottleneck(s) with '
+                      f'{args.architecture}')
+                state['bar'] = stack.enter_context(ProgressBar(total))
+            if state['bar'] is not None:
+                state['bar'].update(done)
+
+        def callback(step):
+            if state['bar'] is not None:  # finish the bar before the steps
+                stack.close()
+                state['bar'] = None
+            state['done'] = True
+            stage = ' [fine-tune]' if step.stage == 'fine_tune' else ''
+            print(f'Step {step.step}: '
+                  f'Train accuracy = {100 * step.train_accuracy:.1f}%, '
+                  f'Cross entropy = {step.cross_entropy:.6f}, '
+                  f'Validation accuracy = '
+                  f'{100 * step.validation_accuracy:.1f}% '
+                  f'(N={step.n_validation}){stage}')
+
+        result = retrain(
+            args.image_dir, output_graph=args.output_graph,
+            output_labels=args.output_labels,
+            architecture=args.architecture,
+            how_many_training_steps=args.how_many_training_steps,
+            learning_rate=args.learning_rate,
+            train_batch_size=args.train_batch_size,
+            testing_percentage=args.testing_percentage,
+            validation_percentage=args.validation_percentage,
+            bottleneck_dir=args.bottleneck_dir,
+            summaries_dir=args.summaries_dir, augment=args.augment,
+            fine_tune=args.fine_tune, random_seed=args.random_seed,
+            eval_step_interval=args.eval_step_interval, callback=callback,
+            progress=progress)
+    print(result.report())
+    written = f'Wrote {result.output_graph}'
+    if result.output_labels is not None:
+        written += f' and {result.output_labels}'
+    print(written)
+    return 0
+
+
+@_subcommand
+def _add_label(subparsers):
+    p = subparsers.add_parser(
+        'label',
+        help='classify images with a retrained model',
+        description='Print the class probabilities of images, best first, '
+                    'one "<label> <probability>" line per class.  With '
+                    'several images (or a folder) each file gets a header '
+                    'line.')
+    p.add_argument('--graph', required=True, metavar='FILE',
+                   help='model file written by retrain (.keras)')
+    p.add_argument('--image', required=True, action='append',
+                   metavar='FILE|DIR', dest='images',
+                   help='image file or folder of images; repeat for more')
+    p.add_argument('--labels', metavar='FILE',
+                   help='label file (default: the labels stored in the '
+                        'model)')
+    _add_flag(p, 'top_k', type=int, default=5, metavar='K',
+              help='print the K best classes (default: %(default)s)')
+    p.add_argument('--hdu', type=_hdu_arg, metavar='N|NAME',
+                   help='FITS HDU to read (index or EXTNAME)')
+    p.add_argument('--tta', action='store_true',
+                   help='average over the 8 rotations/flips')
+    p.set_defaults(func=_run_label)
+
+
+def _run_label(args):
+    import os
+
+    from .classifier import ClusterClassifier
+    from .datasets import image_files
+    from .exceptions import DatasetError
+
+    clf = ClusterClassifier.load(args.graph, labels=args.labels)
+    files = []
+    for name in args.images:
+        if os.path.isdir(name):
+            found = image_files(name)
+            if not found:
+                raise DatasetError(f'{name}: folder holds no image file')
+            files += found
+        else:
+            files.append(name)
+    probabilities = clf.predict(files, hdu=args.hdu, tta=args.tta)
+    for i, (name, probs) in enumerate(zip(files, probabilities)):
+        if len(files) > 1:
+            print(f'{"" if i == 0 else chr(10)}{name}:')
+        for label, p in clf.rank(probs, args.top_k):
+            print(f'{label} {p:.5f}')
+    return 0
+
+
 # -- annotate-fits / annotate-table -----------------------------------------
 
 def _annotate_hdu_arg(text):

@@ -25,7 +25,7 @@ milliseconds.
 import logging
 import math
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +70,11 @@ _OVERSAMPLE = 2
 _RH_WINDOW = (1.2, 16.0)  # arcsec
 
 _RAD_TO_ARCSEC = 206264.806
+
+# Cluster light is tapered to nothing at this many image sizes from the
+# centre (about the corners of the image), so that clusters injected into
+# a mosaic 2 * _TRUNCATION * cluster_size apart do not overlap.
+_TRUNCATION = 0.75
 
 _PARAM_DOC = {
     'distance': 'distance in kpc',
@@ -173,7 +178,7 @@ def _king_table(concentration, n=2048):
     return r, cum / cum[-1]
 
 
-def king_half_number_radius(concentration):
+def _king_half_number_radius(concentration):
     """Projected half-number radius of a King (1962) profile in units of
     its core radius."""
     r, cum = _king_table(concentration)
@@ -366,9 +371,11 @@ def _draw_cluster(kind, rng, fov_scale):
     return p
 
 
-def _cluster_light(kind, p, x0, y0, pixel_scale, zero_point, nbands, rng):
+def _cluster_light(kind, p, x0, y0, pixel_scale, zero_point, nbands, rng,
+                   rlimit):
     """Points (x, y, flux) that make up the light of one cluster centred on
-    (x0, y0), and a dict of derived quantities."""
+    (x0, y0), tapered to nothing at ``rlimit`` pixels from the centre, and
+    a dict of derived quantities."""
     dist_pc = p['distance'] * 1e3
     pc_to_pix = _RAD_TO_ARCSEC / dist_pc / pixel_scale
     rh_pix = p['half_light_radius'] * pc_to_pix
@@ -376,7 +383,7 @@ def _cluster_light(kind, p, x0, y0, pixel_scale, zero_point, nbands, rng):
     derived = {}
     if kind == 'globular cluster':
         conc = p['concentration']
-        rc_pix = rh_pix / king_half_number_radius(conc)
+        rc_pix = rh_pix / _king_half_number_radius(conc)
         derived['rc_pix'] = rc_pix
         derived['rt_pix'] = rc_pix * 10.0 ** conc
 
@@ -403,13 +410,14 @@ def _cluster_light(kind, p, x0, y0, pixel_scale, zero_point, nbands, rng):
 
     # Unresolved light: the same profile, many faint points with the mean
     # colour of the resolved stars.
+    rband = 0 if nbands == 1 else 1
     fd = p['diffuse_fraction']
-    resolved = flux.sum(axis=1)
-    diffuse = resolved * fd / (1.0 - fd) if fd < 1 else resolved * 0
+    diffuse = flux.sum(axis=1) * fd / (1.0 - fd)
     ndiff = 0
     if fd > 0:
-        ndiff = int(np.clip(diffuse[-1 if nbands == 1 else 1] / 20.0,
-                            500, 40000))
+        # Faint enough points that their granularity is like surface
+        # brightness fluctuations, not like stars.
+        ndiff = int(np.clip(diffuse[rband] / 20.0, 500, 40000))
         ddx, ddy = _place(radii(ndiff), p['ellipticity'],
                           p['position_angle'], rng)
         dx = np.concatenate([dx, ddx])
@@ -417,11 +425,16 @@ def _cluster_light(kind, p, x0, y0, pixel_scale, zero_point, nbands, rng):
         flux = np.concatenate(
             [flux, np.repeat(diffuse[:, np.newaxis] / ndiff, ndiff, axis=1)],
             axis=1)
+    # Taper the outskirts smoothly to nothing at ``rlimit`` (a cos**2
+    # window from rlimit / 2), by thinning the points.
+    rr = np.hypot(dx, dy)
+    t = np.clip(2.0 * rr / rlimit - 1.0, 0.0, 1.0)
+    inside = rng.random(rr.size) < np.cos(0.5 * np.pi * t) ** 2
+    dx, dy, rr, flux = dx[inside], dy[inside], rr[inside], flux[:, inside]
     x, y = x0 + dx, y0 + dy
 
-    r_flux = flux[0 if nbands == 1 else 1]
+    r_flux = flux[rband]
     total = float(r_flux.sum())
-    rr = np.hypot(dx, dy)
     order = np.argsort(rr)
     cum = np.cumsum(r_flux[order])
     derived['flux'] = total
@@ -476,7 +489,7 @@ def _render(shape, x, y, flux, kernel, radius, origin=(0, 0)):
     kf = np.fft.rfft2(kernel, s=(fy, fx))
     out = np.empty((nbands, ny, nx), dtype=np.float32)
     for b in range(nbands):
-        grid = np.bincount(cells, weights=np.tile(flux[b], 4),
+        grid = np.bincount(cells, weights=np.tile(flux[b], 4) * weights,
                            minlength=gy * gx).astype(np.float32)
         conv = np.fft.irfft2(np.fft.rfft2(grid.reshape(gy, gx), s=(fy, fx))
                              * kf, s=(fy, fx))
@@ -678,7 +691,7 @@ def _simulate(kind, size, bands, seed, params):
     zp = p['zero_point']
     xc, yc = p['center']
     x, y, flux, der = _cluster_light(kind, p, xc, yc, pixel_scale, zp,
-                                     bands, rng)
+                                     bands, rng, _TRUNCATION * size)
     fx, fy, ff = _field_stars(p['n_field'], size + 2 * radius,
                               size + 2 * radius, -radius - 0.5,
                               -radius - 0.5, zp, bands, rng)
@@ -802,9 +815,11 @@ def _atomic_write(path, write):
     """Call ``write(fileobj)`` on a temporary file next to ``path`` and
     move it into place."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name,
-                               suffix='.tmp')
+    # Not tempfile.mkstemp: its files are private (0600), and the result
+    # should get the usual permissions.
+    tmp = path.with_name(f'.{path.name}.{secrets.token_hex(6)}.tmp')
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, 'wb') as f:
             write(f)
         os.replace(tmp, path)
@@ -954,10 +969,9 @@ def _place_clusters(n, shape, min_sep, margin, rng):
         attempts += 1
         if attempts > 200 * n + 1000:
             raise SimulationError(
-                f'cannot place {n} non-overlapping clusters of '
-                f'{min_sep} pixels at least {margin} pixels from the '
-                f'edges of a {ny}x{nx} image; use a larger shape or fewer '
-                f'clusters')
+                f'cannot place {n} clusters {min_sep:g} pixels apart and '
+                f'{margin} pixels from the edges of a {ny}x{nx} image; use '
+                f'a larger shape, fewer clusters or a smaller cluster_size')
         cand = np.array([rng.uniform(margin, nx - 1 - margin),
                          rng.uniform(margin, ny - 1 - margin)])
         if len(pos) and np.min(np.max(np.abs(pos - cand), axis=1)) < min_sep:
@@ -1031,7 +1045,8 @@ def make_mosaic(directory, *, n_clusters=24, shape=(2048, 2048), seed=0,
     sky = _sky_per_pixel(obs['sky'], pixel_scale, zp, bands)
     fov_scale = cluster_size * pixel_scale / _FOV
 
-    positions = _place_clusters(n_clusters, (ny, nx), cluster_size,
+    positions = _place_clusters(n_clusters, (ny, nx),
+                                2 * _TRUNCATION * cluster_size,
                                 cluster_size, rng)
     labels = [CLASS_NAMES[i % 2] for i in range(n_clusters)]
     labels = [labels[i] for i in rng.permutation(n_clusters)]
@@ -1042,7 +1057,8 @@ def make_mosaic(directory, *, n_clusters=24, shape=(2048, 2048), seed=0,
         crng = np.random.default_rng(_derived_seed(seed, 1, j))
         p = _draw_cluster(label, crng, fov_scale)
         x, y, flux, der = _cluster_light(label, p, xc, yc, pixel_scale, zp,
-                                         bands, crng)
+                                         bands, crng,
+                                         _TRUNCATION * cluster_size)
         xs.append(x)
         ys.append(y)
         fs.append(flux)
@@ -1055,7 +1071,7 @@ def make_mosaic(directory, *, n_clusters=24, shape=(2048, 2048), seed=0,
     xs.append(x)
     ys.append(y)
     fs.append(flux)
-    n_gal = int(frng.poisson(0.5 * area))
+    n_gal = int(frng.poisson(0.3 * area))
     x, y, flux = _galaxies(n_gal, nx, ny, -0.5, -0.5, pixel_scale, zp, bands,
                            frng)
     xs.append(x)
