@@ -600,22 +600,26 @@ def _scale_band(plane, mask, interval, stretch):
 def _lupton(planes, mask, interval, stretch):
     """Colour-preserving scaling of three bands, after Lupton et al. (2004).
 
-    Each band has its interval's lower limit subtracted; the mean intensity
-    ``I`` is scaled by the interval's upper limit of ``I`` and stretched;
-    all bands are multiplied by ``stretch(I) / I`` so their ratios (the
-    colour) are kept, and pixels whose brightest band exceeds 1 are divided
-    by it (saturating to the colour, not to white).
+    Each band ``b`` has its interval ``(lo_b, hi_b)`` computed and ``lo_b``
+    subtracted; the mean intensity ``I`` of the shifted bands, divided by
+    the mean interval width ``mean(hi_b - lo_b)`` (so that a pixel at
+    ``hi_b`` in every band has intensity 1), is stretched; all bands are
+    multiplied by ``stretch(I) / I`` so that their ratios (the colour) are
+    kept, and pixels whose brightest band exceeds 1 are divided by it
+    (saturating to their colour, not to white).
     """
     shifted = np.empty_like(planes)
+    widths = []
     for i, plane in enumerate(planes):
         band_mask = None if mask is None else mask[i]
         values = _finite_values(plane, band_mask)
         vmin, vmax = _limits(values, interval)
+        widths.append(vmax - vmin)
         np.subtract(plane, vmin, out=shifted[i])
         _fill_nonfinite(shifted[i], band_mask, 0.0, vmax - vmin)
     np.maximum(shifted, 0.0, out=shifted)
     intensity = shifted.mean(axis=0)
-    _, high = _limits(intensity.ravel(), interval)
+    high = float(np.mean(widths))
     if not high > 0:  # constant image
         return np.zeros(planes.shape[1:] + (3,))
     scaled = np.clip(intensity / high, 0.0, 1.0)

@@ -278,6 +278,21 @@ def test_lupton_saturates_to_colour_not_white(cube):
     assert g < 0.7 and b < 0.4
 
 
+def test_lupton_manual_interval():
+    cube = np.zeros((3, 2, 3))
+    cube[:, 0, 0] = 30.0           # at vmax in every band: white
+    cube[:, 0, 1] = [20, 10, 10]   # half-way, reddish
+    cube[:, 0, 2] = 10.0           # at vmin: black
+    cube[:, 1, :] = [[40], [25], [5]]  # beyond vmax in red: saturates
+    rgb = normalize(cube, settings=dict(interval='manual', vmin=10, vmax=30,
+                                        stretch='linear'))
+    assert_allclose(rgb[0, 0], [1, 1, 1])
+    assert_allclose(rgb[0, 1], [0.5, 0, 0], atol=1e-7)
+    assert_allclose(rgb[0, 2], [0, 0, 0])
+    # saturated: brightest band 1, the others in proportion, not white
+    assert_allclose(rgb[1, 0], [1.0, 0.5, 0.0], atol=1e-7)
+
+
 def test_per_band_normalizes_each_band(cube):
     rgb = fits_to_rgb(cube, color='per-band', interval='minmax',
                       stretch='linear')
