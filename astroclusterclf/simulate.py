@@ -417,7 +417,7 @@ def _cluster_light(kind, p, x0, y0, pixel_scale, zero_point, nbands, rng,
     if fd > 0:
         # Faint enough points that their granularity is like surface
         # brightness fluctuations, not like stars.
-        ndiff = int(np.clip(diffuse[rband] / 20.0, 500, 40000))
+        ndiff = int(np.clip(diffuse[rband] / 50.0, 500, 20000))
         ddx, ddy = _place(radii(ndiff), p['ellipticity'],
                           p['position_angle'], rng)
         dx = np.concatenate([dx, ddx])
@@ -463,6 +463,21 @@ def _psf_kernel(fwhm_pix, kind, beta):
     return (kernel / kernel.sum()).astype(np.float32), radius
 
 
+def _fast_length(n):
+    """The smallest 5-smooth integer >= n (a fast FFT length)."""
+    best = 2 * n
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            # Smallest power of 2 times p35 that is >= n.
+            p2 = p35 * 2 ** max(0, math.ceil(math.log2(n / p35)))
+            best = min(best, p2)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
 def _render(shape, x, y, flux, kernel, radius, origin=(0, 0)):
     """Deposit points (x, y in pixels of the full image, 0-based) with
     cloud-in-cell weights on a 2x oversampled grid covering the pixels
@@ -474,7 +489,7 @@ def _render(shape, x, y, flux, kernel, radius, origin=(0, 0)):
     os_ = _OVERSAMPLE
     gy, gx = (ny + 2 * radius) * os_, (nx + 2 * radius) * os_
     ky, kx = kernel.shape
-    fy, fx = gy + ky - 1, gx + kx - 1
+    fy, fx = _fast_length(gy + ky - 1), _fast_length(gx + kx - 1)
     # Oversampled coordinates of the points on the padded grid.
     ux = (x - ox + radius + 0.5) * os_ - 0.5
     uy = (y - oy + radius + 0.5) * os_ - 0.5
