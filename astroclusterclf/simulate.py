@@ -51,8 +51,10 @@ _KIND_ALIASES = {'globular cluster': 'globular cluster',
                  'open': 'open cluster',
                  'oc': 'open cluster'}
 
-#: Band names of 3-band images, in the order of the first data axis.
-BANDS = ('g', 'r', 'i')
+#: Band names of 3-band images, in the order of the first data axis: the
+#: reddest first, so that `~astroclusterclf.preprocessing.fits_to_rgb`,
+#: which maps the planes to red, green and blue, shows natural colours.
+BANDS = ('i', 'r', 'g')
 
 # Extinction per unit E(B-V) in the SDSS g, r, i bands (Schlafly &
 # Finkbeiner 2011, R_V = 3.1).
@@ -244,12 +246,12 @@ def _sample_magnitudes(n, bright, faint, slope, rng):
 
 def _fluxes(mag_r, g_r, r_i, zero_point, nbands):
     """Fluxes in electrons, shape (nbands, n), from r magnitudes and
-    colours."""
+    colours; 3 bands in the order of `BANDS` (i, r, g)."""
     f_r = 10.0 ** (-0.4 * (mag_r - zero_point))
     if nbands == 1:
         return f_r[np.newaxis]
-    return np.stack([f_r * 10.0 ** (-0.4 * g_r), f_r,
-                     f_r * 10.0 ** (0.4 * r_i)])
+    return np.stack([f_r * 10.0 ** (0.4 * r_i), f_r,
+                     f_r * 10.0 ** (-0.4 * g_r)])
 
 
 # ---------------------------------------------------------------------------
@@ -522,8 +524,9 @@ def _sky_per_pixel(sky_mag, pixel_scale, zero_point, nbands):
     sky_r = 10.0 ** (-0.4 * (sky_mag - zero_point)) * pixel_scale ** 2
     if nbands == 1:
         return np.array([sky_r])
-    # Typical dark-sky colours: g - r ~ 0.8, r - i ~ 0.9 mag/arcsec2.
-    return sky_r * np.array([10 ** (-0.4 * 0.8), 1.0, 10 ** (0.4 * 0.9)])
+    # Typical dark-sky colours: g - r ~ 0.8, r - i ~ 0.9 mag/arcsec2;
+    # bands in the order of BANDS (i, r, g).
+    return sky_r * np.array([10 ** (0.4 * 0.9), 1.0, 10 ** (-0.4 * 0.8)])
 
 
 def _observe(model, sky, read_noise, saturation, rng):
@@ -562,7 +565,8 @@ def _add_band_cards(header, nbands):
     else:
         header['WCSAXES'] = (2, 'Celestial axes only; axis 3 is the band')
         for i, band in enumerate(BANDS, start=1):
-            header[f'BAND{i}'] = (band, f'Band of plane {i} of axis 3')
+            header[f'BAND{i}'] = (band, f'SDSS-like band of plane {i} '
+                                        f'of axis 3')
 
 
 def _history(header):
@@ -595,7 +599,9 @@ def simulate_cluster(kind, *, size=128, rng=None, bands=1, **params):
         seed that reproduces the image is stored in the ``SIMSEED`` card.
     bands : {1, 3}, optional
         One band (r) gives a ``(size, size)`` image; three bands give a
-        ``(3, size, size)`` cube in g, r, i.
+        ``(3, size, size)`` cube in the bands i, r, g (reddest first:
+        the order `~astroclusterclf.preprocessing.fits_to_rgb` maps to
+        red, green, blue), named in the ``BAND1..3`` cards.
     **params
         Fix any of the randomly drawn parameters instead of drawing it:
         ``distance`` (kpc), ``half_light_radius`` (pc), ``concentration``
@@ -643,7 +649,7 @@ def simulate_cluster(kind, *, size=128, rng=None, bands=1, **params):
     True
     >>> cube, header = simulate_cluster('open cluster', bands=3, rng=1)
     >>> cube.shape, header['BAND1'], header['BAND3']
-    ((3, 128, 128), 'g', 'i')
+    ((3, 128, 128), 'i', 'g')
 
     The same seed gives the same image; fixing a parameter changes only
     that parameter:
@@ -916,7 +922,7 @@ def make_dataset(directory, *, n_per_class, seed=0, size=128, bands=1,
     size : int, optional
         Image width and height in pixels.
     bands : {1, 3}, optional
-        Number of bands (r, or g, r, i).
+        Number of bands (r, or i, r, g as in `simulate_cluster`).
     formats : sequence of {'fits', 'png'}, optional
         File formats to write.  PNG images are normalized with
         `astroclusterclf.preprocessing.normalize` (default settings) and
@@ -936,10 +942,14 @@ def make_dataset(directory, *, n_per_class, seed=0, size=128, bands=1,
 
     Examples
     --------
+    >>> import tempfile
     >>> from astroclusterclf.simulate import make_dataset
-    >>> files = make_dataset(tmp_path, n_per_class=2, size=32)  # doctest: +SKIP
-    >>> [p.name for p in files['open cluster']]  # doctest: +SKIP
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     files = make_dataset(tmp, n_per_class=2, size=32)
+    ...     print([p.name for p in files['open cluster']])
+    ...     print(files['open cluster'][0].parent.name)
     ['open_cluster_0000.fits', 'open_cluster_0001.fits']
+    open cluster
     """
     n_per_class = _check_int(n_per_class, 'n_per_class', 1)
     seed = _check_seed(seed)
@@ -1034,6 +1044,22 @@ def make_mosaic(directory, *, n_clusters=24, shape=(2048, 2048), seed=0,
     ------
     SimulationError
         Invalid arguments, or clusters that do not fit in the image.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from astropy.table import Table
+    >>> from astroclusterclf.simulate import make_mosaic
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     image, catalog = make_mosaic(tmp, n_clusters=2, shape=(256, 256),
+    ...                                  cluster_size=48, seed=1)
+    ...     table = Table.read(catalog)
+    >>> image.name, catalog.name
+    ('mosaic.fits', 'mosaic.ecsv')
+    >>> table.colnames
+    ['ra', 'dec', 'x', 'y', 'label', 'r_half', 'flux']
+    >>> table['ra'].unit, sorted(table['label'].tolist())
+    (Unit("deg"), ['globular cluster', 'open cluster'])
     """
     n_clusters = _check_int(n_clusters, 'n_clusters', 1)
     seed = _check_seed(seed)
@@ -1121,7 +1147,8 @@ def make_mosaic(directory, *, n_clusters=24, shape=(2048, 2048), seed=0,
     header['SIMKIND'] = ('mosaic', 'Simulated survey image with clusters')
     header['SIMSEED'] = (seed, 'Seed: make_mosaic(seed=SIMSEED)')
     header['SIMNCLUS'] = (n_clusters, 'Injected clusters')
-    header['SIMCLSIZ'] = (cluster_size, '[pix] Size the clusters are drawn for')
+    header['SIMCLSIZ'] = (cluster_size,
+                          '[pix] Size the clusters are drawn for')
     header['SIMPSF'] = (obs['psf'].upper(), 'PSF profile')
     header['SIMFWHM'] = (_fmt(obs['fwhm']), '[arcsec] PSF FWHM')
     if obs['psf'] == 'moffat':

@@ -64,7 +64,7 @@ def test_simulate_shapes_and_header(kind, bands):
     assert header['BUNIT'] == 'electron'
     assert header['SIMSEED'] == 1
     if bands == 3:
-        assert [header[f'BAND{i}'] for i in (1, 2, 3)] == ['g', 'r', 'i']
+        assert [header[f'BAND{i}'] for i in (1, 2, 3)] == ['i', 'r', 'g']
     else:
         assert header['FILTER'] == 'r'
     # Every card of ours has a comment and a standard 8-character keyword.
@@ -193,8 +193,9 @@ def test_globulars_are_redder():
     def colour(kind, seed):
         data, header = simulate_cluster(kind, rng=seed, bands=3,
                                         n_field=0, n_galaxies=0)
+        assert header['BAND2'] == 'r' and header['BAND3'] == 'g'
         sky = np.median(data, axis=(1, 2))
-        g, r = (data[:2] - sky[:2, None, None]).sum(axis=(1, 2))
+        i, r, g = (data - sky[:, None, None]).sum(axis=(1, 2))
         return -2.5 * np.log10(g / r)
 
     gc = np.median([colour(GC, s) for s in range(8)])
