@@ -111,7 +111,7 @@ def read_image(source, *, hdu=None):
 
     Parameters
     ----------
-    source : str, `os.PathLike`, `~astropy.io.fits.HDUList`, HDU, tuple, `~astropy.nddata.NDData` or `~numpy.ndarray`
+    source : str, `os.PathLike`, HDUList, HDU, tuple, NDData or `~numpy.ndarray`
         One of:
 
         * a path to a file ending in one of `SUPPORTED_EXTENSIONS`
@@ -179,17 +179,24 @@ def read_image(source, *, hdu=None):
     >>> read_image(hdul, hdu='SCI').header['EXTNAME']
     'SCI'
     """
+    return _read(source, hdu=hdu)
+
+
+def _read(source, *, hdu=None, with_wcs=True):
+    """`read_image`; ``with_wcs=False`` skips building the WCS of FITS
+    sources (``wcs`` is then `None`), which costs more than reading a small
+    image and is not needed for normalization."""
     if isinstance(source, (str, os.PathLike)):
-        return _read_path(source, hdu=hdu)
+        return _read_path(source, hdu=hdu, with_wcs=with_wcs)
     if isinstance(source, fits.HDUList):
         name = source.filename() or '<HDUList>'
-        return _from_hdulist(source, hdu=hdu, name=name)
+        return _from_hdulist(source, hdu=hdu, name=name, with_wcs=with_wcs)
     if isinstance(source, (fits.PrimaryHDU, fits.ImageHDU)):
         name = _hdu_description(source)
         if source.data is None:
             raise NoImageDataError(f'{name}: the HDU holds no image data '
                                    '(header only)')
-        return _from_hdu(source, name=name)
+        return _from_hdu(source, name=name, with_wcs=with_wcs)
     if isinstance(source, NDData):
         return _from_nddata(source)
     if isinstance(source, tuple):
@@ -206,7 +213,7 @@ def read_image(source, *, hdu=None):
 
 # -- sources -----------------------------------------------------------------
 
-def _read_path(source, *, hdu):
+def _read_path(source, *, hdu, with_wcs):
     name = os.fspath(source)
     path = Path(source)
     if not path.exists():
@@ -221,7 +228,7 @@ def _read_path(source, *, hdu):
     if path.stat().st_size == 0:
         raise ImageReadError(f'{name}: empty file (0 bytes)')
     if ext in FITS_EXTENSIONS:
-        return _read_fits_file(path, hdu=hdu, name=name)
+        return _read_fits_file(path, hdu=hdu, name=name, with_wcs=with_wcs)
     return _read_picture(path, name=name)
 
 
@@ -252,7 +259,7 @@ def _damage(name, caught, exc=None):
     return None
 
 
-def _read_fits_file(path, *, hdu, name):
+def _read_fits_file(path, *, hdu, name, with_wcs):
     """Open a FITS file read-only, extract one image and close the file."""
     caught = []
     try:
@@ -262,7 +269,8 @@ def _read_fits_file(path, *, hdu, name):
             # or scaled data, which it reads into memory instead).
             with fits.open(path, mode='readonly', memmap=None,
                            lazy_load_hdus=True) as hdul:
-                image = _from_hdulist(hdul, hdu=hdu, name=name)
+                image = _from_hdulist(hdul, hdu=hdu, name=name,
+                                      with_wcs=with_wcs)
     except AstroClusterClfError:
         # e.g. "no image data" only because the image HDU was cut off.
         damage = _damage(name, caught)
@@ -303,12 +311,12 @@ def _hdu_description(hdu, index=None):
     return f'<{" ".join(parts)}>'
 
 
-def _from_hdulist(hdul, *, hdu, name):
+def _from_hdulist(hdul, *, hdu, name, with_wcs=True):
     if hdu is None:
         for index, candidate in enumerate(hdul):
             if _is_image_hdu(candidate):
                 log.debug('%s: reading HDU #%d', name, index)
-                return _from_hdu(candidate, name=name)
+                return _from_hdu(candidate, name=name, with_wcs=with_wcs)
         found = ', '.join(_hdu_description(h, i) for i, h in enumerate(hdul))
         raise NoImageDataError(f'{name}: no HDU holds image data (HDUs: '
                                f'{found or "none"})')
@@ -329,10 +337,10 @@ def _from_hdulist(hdul, *, hdu, name):
         raise NoImageDataError(f'{name}: HDU {hdu!r} '
                                f'({type(selected).__name__}) holds no image '
                                'data')
-    return _from_hdu(selected, name=name)
+    return _from_hdu(selected, name=name, with_wcs=with_wcs)
 
 
-def _from_hdu(hdu, *, name):
+def _from_hdu(hdu, *, name, with_wcs=True):
     raw = hdu.data
     data = _as_float_image(raw, name)
     header = hdu.header.copy()
@@ -340,7 +348,8 @@ def _from_hdu(hdu, *, name):
     if blank is not None and raw.dtype.kind in 'iu':
         # astropy only replaces BLANK with NaN when it scales the data.
         data[(raw == blank).reshape(data.shape)] = np.nan
-    return ImageData(data, header, _wcs_from_header(header, data.ndim), name)
+    wcs = _wcs_from_header(header, data.ndim) if with_wcs else None
+    return ImageData(data, header, wcs, name)
 
 
 def _from_tuple(source):

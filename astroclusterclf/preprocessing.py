@@ -31,7 +31,7 @@ from astropy.visualization import (AsinhStretch, LinearStretch, LogStretch,
 
 from .exceptions import (BandSelectionError, InvalidImageError,
                          NonFinitePixelWarning, NormalizationError)
-from .io import read_image
+from .io import _read
 
 __all__ = ['INTERVALS', 'STRETCHES', 'COLOR_MODES', 'NormalizationSettings',
            'fits_to_rgb', 'normalize', 'resize']
@@ -437,7 +437,7 @@ Resized for a CNN that takes 224 x 224 pixels:
     """
     settings = _coerce_settings(settings, dict(options, bands=bands,
                                                size=size))
-    image = read_image(source, hdu=hdu)
+    image = _read(source, hdu=hdu, with_wcs=False)  # the WCS is not needed
     return normalize(image.data, settings=settings, name=image.name)
 
 

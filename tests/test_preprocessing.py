@@ -211,7 +211,8 @@ def test_make_interval_and_stretch_are_astropy_objects():
     assert settings(stretch_a=0.5).make_stretch().a == 0.5
     assert isinstance(settings(stretch='linear').make_stretch(), LinearStretch)
     assert isinstance(settings(stretch='sqrt').make_stretch(), SqrtStretch)
-    assert settings(stretch='log', stretch_a=10).make_stretch().a == 10
+    log = settings(stretch='log', stretch_a=10).make_stretch()
+    assert isinstance(log, LogStretch) and log.a == 10
 
 
 # -- normalization -----------------------------------------------------------
