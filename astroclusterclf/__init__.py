@@ -7,10 +7,9 @@ The pipeline is read → normalize → embed → head → annotate; the public
 API of each stage is re-exported here.
 """
 
-import os
+from ._quiet import import_tensorflow as _import_tensorflow
 
-# Quiet TensorFlow's C++ start-up chatter unless the user asked for it.
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+_import_tensorflow()
 
 try:
     from importlib.metadata import PackageNotFoundError, version

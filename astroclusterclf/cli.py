@@ -28,6 +28,56 @@ def _add_flag(parser, name, **kwargs):
     parser.add_argument(*names, dest=name, **kwargs)
 
 
+class _RetrainPrinter:
+    """Print what a retrain run reports: a progress bar while bottlenecks
+    are computed, then one line per evaluation step, as the old tool did.
+
+    Use as a context manager; pass ``progress`` and ``eval_step`` to
+    `~astroclusterclf.retrain.retrain` and ``echo`` for other lines.
+    """
+
+    def __init__(self, architecture):
+        self.architecture = architecture
+        self._bar = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._close_bar()
+        return False
+
+    def _close_bar(self):
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+    def echo(self, line):
+        self._close_bar()
+        print(line)
+
+    def progress(self, done, total):
+        from astropy.utils.console import ProgressBar
+        if self._bar is None and done < total:
+            print(f'Computing {total - done} bottleneck(s) with '
+                  f'{self.architecture}')
+            self._bar = ProgressBar(total).__enter__()
+        if self._bar is not None:
+            self._bar.update(done)
+            if done >= total:
+                self._close_bar()
+
+    def eval_step(self, step):
+        self._close_bar()
+        stage = ' [fine-tune]' if step.stage == 'fine_tune' else ''
+        print(f'Step {step.step}: '
+              f'Train accuracy = {100 * step.train_accuracy:.1f}%, '
+              f'Cross entropy = {step.cross_entropy:.6f}, '
+              f'Validation accuracy = '
+              f'{100 * step.validation_accuracy:.1f}% '
+              f'(N={step.n_validation}){stage}')
+
+
 _SUBCOMMANDS = []
 
 
@@ -381,6 +431,56 @@ def _run_annotate_table(args):
 
 
 # -- demo -------------------------------------------------------------------
+
+@_subcommand
+def _add_demo(subparsers):
+    p = subparsers.add_parser(
+        'demo',
+        help='run the whole pipeline on simulated star clusters',
+        description='Simulate a training set of globular and open clusters '
+                    'and a survey mosaic with a catalog, retrain '
+                    'efficientnet_lite0, classify the catalog over the '
+                    'mosaic, annotate FITS files and the table, and print '
+                    'where everything is and the accuracy against the '
+                    'simulated truth.  Works offline.')
+    _add_flag(p, 'workdir', default='astroclusterclf-demo', metavar='DIR',
+              help='folder for all outputs (default: %(default)s)')
+    _add_flag(p, 'n_per_class', type=int, default=100, metavar='N',
+              help='training images per class (default: %(default)s)')
+    _add_flag(p, 'n_clusters', type=int, default=24, metavar='N',
+              help='clusters in the survey mosaic (default: %(default)s)')
+    _add_flag(p, 'mosaic_size', type=int, default=2048, metavar='PIX',
+              help='mosaic width and height (default: %(default)s)')
+    _add_flag(p, 'how_many_training_steps', type=int, default=1000,
+              metavar='N', help='training steps (default: %(default)s)')
+    _add_flag(p, 'seed', type=int, default=0, metavar='S',
+              help='seed of the simulated data (default: %(default)s)')
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args):
+    from .demo import run_demo
+
+    with _RetrainPrinter('efficientnet_lite0') as printer:
+        result = run_demo(
+            args.workdir, n_per_class=args.n_per_class,
+            n_clusters=args.n_clusters, mosaic_size=args.mosaic_size,
+            steps=args.how_many_training_steps, seed=args.seed,
+            echo=printer.echo, progress=printer.progress,
+            eval_callback=printer.eval_step)
+    print()
+    print(f'Done.  Final test accuracy {result.retrain.test_accuracy:.1%}; '
+          f'catalog accuracy against the simulated truth '
+          f'{result.catalog_accuracy:.1%} ({result.n_catalog} rows).')
+    print('Outputs:')
+    width = max(len(name) for name in result.paths)
+    for name, path in result.paths.items():
+        print(f'  {name:<{width}}  {path}')
+    for note in result.notes:
+        print(f'Note: {note}')
+    print(f'View the training curves with: tensorboard --logdir '
+          f'{result.paths["TensorBoard logs"]}')
+    return 0
 
 
 def _build_parser():
