@@ -368,7 +368,7 @@ def _draw_cluster(kind, rng, fov_scale):
         p['n_stars'] = int(round(_loguniform(rng, 20, 200)))
         p['diffuse_fraction'] = rng.uniform(0.0, 0.2)
         p['ellipticity'] = rng.uniform(0.0, 0.4)
-        p['ebv'] = rng.uniform(0.0, 0.5)
+        p['ebv'] = rng.uniform(0.0, 0.35)
     p['position_angle'] = rng.uniform(0.0, 180.0)
     return p
 
