@@ -517,6 +517,13 @@ def main(argv=None):
     except AstroClusterClfError as exc:
         print(f'astroclusterclf {args.command}: error: {exc}', file=sys.stderr)
         return EXIT_ERROR
+    except OSError as exc:
+        # A system error outside our own checks (disk full, permissions):
+        # still one line, naming the file.
+        name = f'{exc.filename}: ' if exc.filename else ''
+        print(f'astroclusterclf {args.command}: error: {name}'
+              f'{exc.strerror or exc}', file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print(f'astroclusterclf {args.command}: interrupted', file=sys.stderr)
         return 130

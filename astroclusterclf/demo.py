@@ -19,7 +19,7 @@ from astropy.table import Table
 from .annotate import annotate_fits, annotate_table, write_table
 from .classifier import ClusterClassifier
 from .cutouts import iter_cutouts
-from .exceptions import AnnotationError
+from .exceptions import OutputError
 from .retrain import retrain
 from .simulate import make_dataset, make_mosaic, simulate_cluster
 
@@ -120,7 +120,11 @@ def run_demo(workdir='astroclusterclf-demo', *, n_per_class=100, size=128,
     1.0
     """
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f'{workdir}: cannot create the demo folder: '
+                          f'{exc.strerror}') from exc
     paths = {}
     notes = []
 
@@ -231,4 +235,4 @@ def _write_fits(path, data, header):
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise AnnotationError(f'{path}: cannot write: {exc}') from exc
+        raise OutputError(f'{path}: cannot write: {exc.strerror}') from exc

@@ -33,6 +33,7 @@ __all__ = [
     'CatalogError',
     'AnnotationError',
     'SimulationError',
+    'OutputError',
     'AstroClusterClfWarning',
     'NonFinitePixelWarning',
     'SkippedFileWarning',
@@ -124,6 +125,10 @@ class CatalogError(AstroClusterClfError, ValueError):
 
 class AnnotationError(AstroClusterClfError, ValueError):
     """A FITS file or table that cannot be annotated."""
+
+
+class OutputError(AstroClusterClfError, OSError):
+    """An output file or folder that cannot be written."""
 
 
 class SimulationError(AstroClusterClfError, ValueError):
