@@ -13,6 +13,7 @@ annotate).  `read_image` accepts the same kinds of input as reproject's
 
 import logging
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -40,6 +41,9 @@ PIL_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff')
 
 SUPPORTED_EXTENSIONS = FITS_EXTENSIONS + PIL_EXTENSIONS
 """All file name endings `read_image` accepts (case-insensitive)."""
+
+# Serializes io's use of warnings.catch_warnings (process-wide state).
+_WARNINGS_LOCK = threading.RLock()
 
 # Header keywords whose presence means the header describes a WCS.
 _WCS_KEYWORDS = ('CTYPE1', 'CRVAL1', 'CRPIX1', 'CD1_1', 'PC1_1', 'CDELT1')
@@ -261,34 +265,44 @@ def _damage(name, caught, exc=None):
 
 def _read_fits_file(path, *, hdu, name, with_wcs):
     """Open a FITS file read-only, extract one image and close the file."""
-    caught = []
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter('always')
+    image = error = None
+    # astropy reports truncated files with warnings, which are recorded here
+    # and turned into errors.  catch_warnings changes process-wide state and
+    # files are often read in worker threads, hence the lock.
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        try:
             # memmap=None: memory-map where astropy can (not for .gz files
             # or scaled data, which it reads into memory instead).
             with fits.open(path, mode='readonly', memmap=None,
                            lazy_load_hdus=True) as hdul:
                 image = _from_hdulist(hdul, hdu=hdu, name=name,
                                       with_wcs=with_wcs)
-    except AstroClusterClfError:
+        except (AstroClusterClfError, OSError, ValueError, TypeError,
+                IndexError, EOFError) as exc:
+            error = exc
+
+    failed = error is not None
+    for w in caught:
+        # Pass on the warnings that are not part of the diagnosis below:
+        # astropy's notes on non-standard cards, trailing bytes after a
+        # successful read, or warnings of other threads recorded meanwhile.
+        if not (_is_truncation(w) or (failed and _is_corruption(w))):
+            warnings.warn_explicit(w.message, w.category, w.filename,
+                                   w.lineno, source=w.source)
+    if isinstance(error, AstroClusterClfError):
         # e.g. "no image data" only because the image HDU was cut off.
         damage = _damage(name, caught)
         if damage is not None:
             raise damage from None
-        raise
-    except (OSError, ValueError, TypeError, IndexError, EOFError) as exc:
-        raise _damage(name, caught, exc) from exc
-
+        raise error
+    if failed:
+        raise _damage(name, caught, error) from error
     if any(_is_truncation(w) for w in caught):
         # astropy could read the data although the file is shorter than its
         # header promises (e.g. the final padding is missing): treat it as
         # corrupt rather than trust a partial read.
         raise ImageReadError(f'{name}: the FITS file is truncated')
-    for w in caught:
-        # Other warnings (non-standard cards, ...) are astropy's: pass them on.
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno,
-                               source=w.source)
     return image
 
 
@@ -371,7 +385,7 @@ def _from_tuple(source):
     if isinstance(meta, WCS):
         name = '<(array, WCS)>'
         data = _as_float_image(array, name)
-        with warnings.catch_warnings():
+        with _WARNINGS_LOCK, warnings.catch_warnings():
             warnings.simplefilter('ignore', FITSFixedWarning)
             header = meta.to_header(relax=True)
         return ImageData(data, header, meta.deepcopy(), name)
@@ -446,7 +460,7 @@ def _wcs_from_header(header, ndim):
     if not any(key in header for key in _WCS_KEYWORDS):
         return None
     try:
-        with warnings.catch_warnings():
+        with _WARNINGS_LOCK, warnings.catch_warnings():
             warnings.simplefilter('ignore', FITSFixedWarning)
             wcs = WCS(header)
             if ndim == 3 and wcs.naxis > 2:

@@ -586,3 +586,27 @@ def test_gzip_of_non_fits(tmp_path):
     with unchanged(path), pytest.raises(ImageReadError,
                                         match='not a valid FITS file'):
         read_image(path)
+
+
+def test_concurrent_reads_keep_warning_filters(tmp_path, image2d):
+    # Files are read in worker threads (bottlenecks.prefetch_map); the
+    # recording of astropy's truncation warnings must not corrupt the
+    # process-wide warning filters or mix up results.
+    import concurrent.futures
+    import warnings
+
+    good = tmp_path / 'good.fits'
+    fits.PrimaryHDU(image2d, header=make_wcs().to_header()).writeto(good)
+    bad = tmp_path / 'bad.fits'
+    bad.write_bytes(good.read_bytes()[:-500])
+    sources = [good, bad] * 20
+    filters = list(warnings.filters)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(read_image, path) for path in sources]
+    for path, future in zip(sources, futures):
+        if path == good:
+            assert_array_equal(future.result().data, image2d)
+        else:
+            with pytest.raises(ImageReadError, match='truncated'):
+                future.result()
+    assert warnings.filters == filters
