@@ -146,7 +146,8 @@ def read_image(source, *, hdu=None):
         first (NAXIS3) axis as bands, leading length-1 axes are dropped
         (so a one-band cube is 2-D), and RGB pictures become ``(3, ny, nx)`` in R, G, B
         order (alpha dropped).  Rows of PNG/JPEG/TIFF pictures are in file
-        order (first row = top of the picture).
+        order (first row = top of the picture); Pillow keeps 8 bits per
+        channel of 16-bit colour pictures (16-bit greyscale is exact).
 
     Raises
     ------

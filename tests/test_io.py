@@ -369,6 +369,37 @@ def test_png_16bit(tmp_path):
     assert_array_equal(data, deep)
 
 
+def write_png_rgb16(path, rgb):
+    """Write a 16-bit RGB PNG by hand (Pillow cannot write one)."""
+    import struct
+    import zlib
+
+    def chunk(kind, payload):
+        crc = zlib.crc32(kind + payload) & 0xffffffff
+        return struct.pack('>I', len(payload)) + kind + payload + \
+            struct.pack('>I', crc)
+
+    height, width, _ = rgb.shape
+    rows = b''.join(b'\0' + row.astype('>u2').tobytes() for row in rgb)
+    path.write_bytes(b'\x89PNG\r\n\x1a\n'
+                     + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height,
+                                                  16, 2, 0, 0, 0))
+                     + chunk(b'IDAT', zlib.compress(rows))
+                     + chunk(b'IEND', b''))
+
+
+def test_png_rgb_16bit(tmp_path):
+    rgb = (np.arange(20 * 30 * 3, dtype=np.uint16) * 30).reshape(20, 30, 3)
+    path = tmp_path / 'rgb16.png'
+    write_png_rgb16(path, rgb)
+    with unchanged(path):
+        data = read_image(path).data
+    assert data.shape == (3, 20, 30)
+    # Pillow keeps the 8 most significant bits of 16-bit colour images
+    expected = np.moveaxis(rgb, -1, 0).astype(float)
+    assert_allclose(data / data.max(), expected / expected.max(), atol=0.01)
+
+
 @pytest.mark.parametrize('mode', ['I;16', 'I', 'F', '1', 'CMYK'])
 def test_tiff_modes(tmp_path, gradient, mode):
     if mode == 'I;16':
