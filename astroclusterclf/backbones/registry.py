@@ -153,10 +153,10 @@ def get_spec(name):
     --------
     >>> get_spec('inception_v3').input_size
     299
-    >>> get_spec('mobilenet_0.5_224')
+    >>> get_spec('mobilenet_0.5_224')  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    astroclusterclf.exceptions.UnknownBackboneError: unknown backbone 'mobilenet_0.5_224'; did you mean 'mobilenet_0.50_224'? ...
+    astroclusterclf.exceptions.UnknownBackboneError: unknown backbone 'mobilenet_0.5_224'; did you mean ...'mobilenet_0.50_224'...
     """
     if isinstance(name, BackboneSpec):
         return name
