@@ -220,7 +220,7 @@ def _read(source, *, hdu=None, with_wcs=True):
 
 def _read_path(source, *, hdu, with_wcs):
     name = os.fspath(source)
-    path = Path(source)
+    path = Path(source).expanduser()
     if not path.exists():
         raise ImageReadError(f'{name}: file not found')
     if not path.is_file():
