@@ -393,9 +393,16 @@ class BottleneckCache:
                                                  workers=workers,
                                                  lookahead=2 * batch_size):
                 if error is not None:
+                    # Any reader failure skips the file (a damaged file may
+                    # raise more than our own errors); a warning turned
+                    # into an error by the user's filters still raises.
+                    if isinstance(error, Warning):
+                        raise error
                     if not isinstance(error, (AstroClusterClfError,
                                               OSError)):
-                        raise error
+                        log.debug('reading %s failed', path, exc_info=error)
+                        error = f'{type(error).__name__}: {error}'
+
                     self._skip(result, path, str(error))
                     del result.features[path]
                     total -= len(missing[path])
@@ -409,11 +416,18 @@ class BottleneckCache:
         for path, vectors in list(result.features.items()):
             result.features[path] = np.stack([vectors[v]
                                               for v in wanted[path]])
+        # Warn only now that no reader thread runs: warnings.catch_warnings
+        # (used while reading FITS files) is process-wide and would
+        # swallow a warning issued meanwhile from another thread.
+        for path, reason in result.skipped:
+            warnings.warn(f'{path}: skipped, cannot be read ({reason})',
+                          SkippedFileWarning)
         return result
 
     @staticmethod
     def _skip(result, path, reason):
+        prefix = f'{path}: '
+        if reason.startswith(prefix):  # the readers name the file already
+            reason = reason[len(prefix):]
         result.skipped.append((path, reason))
         result.digests.pop(path, None)
-        warnings.warn(f'{path}: skipped, cannot be read ({reason})',
-                      SkippedFileWarning)

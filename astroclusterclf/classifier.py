@@ -36,7 +36,8 @@ import numpy as np
 from .bottlenecks import N_VARIANTS, dihedral, forward_function, prefetch_map
 from .exceptions import ModelFileError
 
-__all__ = ['ClusterClassifier', 'METADATA_MEMBER', 'FORMAT_VERSION']
+__all__ = ['ClusterClassifier', 'read_labels', 'METADATA_MEMBER',
+           'FORMAT_VERSION']
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,30 @@ def _is_single_source(sources):
         return False
     # HDUs, NDData, ... are single; generators and iterators are many.
     return not hasattr(sources, '__next__')
+
+
+def read_labels(path):
+    """Read a label file (one label per line, as `retrain` writes).
+
+    Blank lines at the end are ignored; spaces inside labels are kept.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is missing or holds no label.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding='utf-8')
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f'{path}: cannot read the label file '
+                             f'({getattr(exc, "strerror", None) or exc})'
+                             ) from None
+    labels = text.rstrip('\n').split('\n') if text.strip() else []
+    labels = [label.rstrip('\r') for label in labels]
+    if not labels:
+        raise ModelFileError(f'{path}: label file holds no label')
+    return labels
 
 
 class ClusterClassifier:
@@ -134,13 +159,16 @@ class ClusterClassifier:
     # -- files -------------------------------------------------------------
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path, *, labels=None):
         """Load a model file written by `save` (or `retrain`).
 
         Parameters
         ----------
         path : str or `~pathlib.Path`
             The ``.keras`` file.
+        labels : str, `~pathlib.Path` or list of str, optional
+            Labels to show instead of the stored ones (a label file as
+            written by `retrain`, or a list); their number must match.
 
         Returns
         -------
@@ -197,6 +225,14 @@ class ClusterClassifier:
             raise ModelFileError(
                 f'{path}: cannot load the Keras model '
                 f'({type(exc).__name__}: {exc})') from None
+        if labels is not None:
+            if isinstance(labels, (str, os.PathLike)):
+                labels = read_labels(labels)
+            if len(labels) != len(metadata['labels']):
+                raise ModelFileError(
+                    f'{path}: the model has {len(metadata["labels"])} '
+                    f'classes but {len(labels)} labels were given')
+            metadata = dict(metadata, labels=list(labels))
         clf = cls(model, metadata['labels'],
                   settings=metadata.get('preprocessing'),
                   backbone=metadata.get('backbone', 'unknown'),

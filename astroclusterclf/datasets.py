@@ -29,8 +29,8 @@ from pathlib import Path
 
 from .exceptions import DatasetError, SmallClassWarning
 
-__all__ = ['SPLITS', 'MIN_IMAGES_PER_CLASS', 'ImageLists', 'scan_image_dir',
-           'split_for_file', 'create_image_lists']
+__all__ = ['SPLITS', 'MIN_IMAGES_PER_CLASS', 'ImageLists', 'image_files',
+           'scan_image_dir', 'split_for_file', 'create_image_lists']
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,38 @@ def _is_hidden(path):
     return path.name.startswith('.')
 
 
+def image_files(directory, *, recursive=False):
+    """Return the image files of a folder, sorted by name.
+
+    Hidden files (names starting with ``.``) and files that are not
+    images by extension (`astroclusterclf.io.is_image_file`) are left
+    out.
+
+    Parameters
+    ----------
+    directory : str or `~pathlib.Path`
+        The folder.
+    recursive : bool, optional
+        Also look in sub-folders.
+
+    Returns
+    -------
+    files : list of `~pathlib.Path`
+    """
+    from .io import is_image_file
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DatasetError(f'{directory}: folder not found')
+    found = directory.rglob('*') if recursive else directory.iterdir()
+    return sorted((f for f in found
+                   if f.is_file() and not _is_hidden(f) and is_image_file(f)
+                   and not any(_is_hidden(p) for p in
+                               f.relative_to(directory).parents
+                               if p.name)),
+                  key=lambda f: str(f.relative_to(directory)))
+
+
 def scan_image_dir(image_dir):
     """Return ``{label: [image paths]}`` of a class-folder tree.
 
@@ -117,8 +149,6 @@ def scan_image_dir(image_dir):
         If the folder does not exist, has fewer than two class folders,
         or a class folder holds no image file.
     """
-    from .io import is_image_file
-
     image_dir = Path(image_dir)
     if not image_dir.is_dir():
         raise DatasetError(f'{image_dir}: image folder not found')
@@ -132,10 +162,7 @@ def scan_image_dir(image_dir):
             f'{len(class_dirs)} ({found})')
     classes = {}
     for d in class_dirs:
-        files = sorted((f for f in d.rglob('*')
-                        if f.is_file() and not _is_hidden(f)
-                        and is_image_file(f)),
-                       key=lambda f: str(f.relative_to(d)))
+        files = image_files(d, recursive=True)
         if not files:
             raise DatasetError(
                 f'{d}: class folder {d.name!r} holds no image file')

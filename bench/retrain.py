@@ -1,0 +1,125 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Benchmark of `astroclusterclf.retrain`: cold vs warm bottleneck cache, and
+bottleneck throughput vs the raw backbone forward pass; also the accuracy
+figures of the retrain issue.
+
+Usage::
+
+    python bench/retrain.py [--n-per-class 100] [--size 128] [--png] [--m13]
+
+Prints figures and ratios.  Targets: warm run >= 20x faster than the cold
+run; bottleneck throughput >= 0.9 of the raw forward pass; final test
+accuracy >= 0.95 (FITS and, with ``--png``, PNG renderings); with
+``--m13``, astropy's real M13 image is classified "globular cluster".
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+
+def _retrain(data, work, name, **kwargs):
+    from astroclusterclf import retrain
+
+    t = time.perf_counter()
+    result = retrain(data, output_graph=work / f'{name}.keras',
+                     output_labels=work / f'{name}.txt',
+                     bottleneck_dir=work / 'bottlenecks', **kwargs)
+    elapsed = time.perf_counter() - t
+    print(f'{name:>10}: {elapsed:7.2f} s  (bottlenecks computed '
+          f'{result.n_bottlenecks_computed}, cached '
+          f'{result.n_bottlenecks_cached}; stages '
+          + ', '.join(f'{k} {v:.2f} s' for k, v in result.timings.items())
+          + f')  test accuracy {result.test_accuracy:.4f} '
+          f'(N={int(result.confusion_matrix.sum())}), validation '
+          f'{result.validation_accuracy:.4f}')
+    return result, elapsed
+
+
+def _raw_forward_rate(architecture, n, batch_size=32):
+    """Images/s of the backbone alone on pre-made tensors."""
+    from astroclusterclf import backbones
+    from astroclusterclf.bottlenecks import cached_backbone, forward_function
+
+    size = backbones.get_spec(architecture).input_size
+    forward = forward_function(cached_backbone(architecture))
+    x = np.random.default_rng(0).random((batch_size, size, size, 3),
+                                        dtype=np.float32)
+    forward(x)  # warm up
+    t = time.perf_counter()
+    done = 0
+    while done < n:
+        forward(x)
+        done += batch_size
+    return done / (time.perf_counter() - t)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[1])
+    parser.add_argument('--n-per-class', type=int, default=100)
+    parser.add_argument('--size', type=int, default=128)
+    parser.add_argument('--architecture', default='efficientnet_lite0')
+    parser.add_argument('--png', action='store_true',
+                        help='also retrain on PNG renderings')
+    parser.add_argument('--m13', action='store_true',
+                        help="classify astropy's m13.fits")
+    parser.add_argument('--keep', help='work folder to keep')
+    args = parser.parse_args(argv)
+
+    import astropy
+
+    from astroclusterclf import ClusterClassifier, make_dataset
+
+    work = Path(args.keep or tempfile.mkdtemp(prefix='acc-bench-'))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f'work folder: {work}; {os.cpu_count()} CPU(s)')
+    data = work / 'fits'
+    make_dataset(data, n_per_class=args.n_per_class, size=args.size)
+    shutil.rmtree(work / 'bottlenecks', ignore_errors=True)
+
+    # Build the backbone once, outside the timings (a fresh process pays
+    # this once per run; it is not what the cache saves).
+    from astroclusterclf.bottlenecks import cached_backbone
+    t = time.perf_counter()
+    cached_backbone(args.architecture)
+    print(f'backbone build: {time.perf_counter() - t:.2f} s')
+
+    cold, t_cold = _retrain(data, work, 'cold', architecture=args.architecture)
+    warm, t_warm = _retrain(data, work, 'warm', architecture=args.architecture)
+    print(f'warm/cold speed-up: {t_cold / t_warm:.1f}x (target >= 20)')
+    assert warm.n_bottlenecks_computed == 0
+
+    rate = cold.n_bottlenecks_computed / cold.timings['bottlenecks']
+    raw = _raw_forward_rate(args.architecture, cold.n_bottlenecks_computed)
+    print(f'bottleneck throughput: {rate:.1f} vectors/s; raw forward pass '
+          f'{raw:.1f} img/s; ratio {rate / raw:.2f} (target >= 0.9)')
+    print(cold.report())
+
+    if args.png:
+        png = work / 'png'
+        make_dataset(png, n_per_class=args.n_per_class, size=args.size,
+                     formats=('png',))
+        _retrain(png, work, 'png', architecture=args.architecture)
+
+    if args.m13:
+        m13 = os.path.join(os.path.dirname(astropy.__file__),
+                           'io/fits/hdu/compressed/tests/data/m13.fits')
+        clf = ClusterClassifier.load(work / 'cold.keras')
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            ranked = clf.rank(clf.predict(m13)[0])
+            ranked_tta = clf.rank(clf.predict(m13, tta=True)[0])
+        print(f'M13: {ranked}; with TTA: {ranked_tta}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,203 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+import contextlib
+import os
+import shutil
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from astroclusterclf.bottlenecks import (N_VARIANTS, BottleneckCache,
+                                         cached_backbone, dihedral,
+                                         file_sha256, forward_function,
+                                         prefetch_map)
+from astroclusterclf.exceptions import SkippedFileWarning
+from astroclusterclf.preprocessing import NormalizationSettings, fits_to_rgb
+
+SIZE = 64   # small backbone input: fast, and the weights still apply
+
+@contextlib.contextmanager
+def _recording(category):
+    """Record warnings of ``category`` (like pytest.warns, without
+    re-emitting third-party deprecation warnings as errors)."""
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter('always', category)
+        yield record
+    assert any(issubclass(w.category, category) for w in record)
+
+
+
+@pytest.fixture
+def images(small_dataset_dir, tmp_path):
+    """Four FITS files (copies, so tests may change them)."""
+    files = sorted(small_dataset_dir.glob('*/*.fits'))[::5][:4]
+    out = []
+    for i, f in enumerate(files):
+        dst = tmp_path / 'img' / f'{i}_{f.name}'
+        dst.parent.mkdir(exist_ok=True)
+        shutil.copy(f, dst)
+        out.append(dst)
+    return out
+
+
+def _cache(tmp_path, **kwargs):
+    return BottleneckCache(tmp_path / 'cache', input_size=SIZE, **kwargs)
+
+
+def _entries(cache):
+    return sorted(p for p in cache.root.rglob('*') if p.is_file()
+                  and p.name != 'key.json')
+
+
+def test_dihedral_group():
+    image = np.random.default_rng(0).random((5, 5, 3))
+    variants = [dihedral(image, v) for v in range(N_VARIANTS)]
+    # 8 distinct images, each a permutation of the pixels.
+    assert len({v.tobytes() for v in variants}) == 8
+    for v in variants:
+        assert v.flags.c_contiguous
+        assert sorted(v.ravel()) == sorted(image.ravel())
+    # 4 quarter turns give back the original; flips are involutions.
+    x = image
+    for _ in range(4):
+        x = dihedral(x, 1)
+    np.testing.assert_array_equal(x, image)
+    np.testing.assert_array_equal(dihedral(dihedral(image, 4), 4), image)
+    with pytest.raises(ValueError, match='0..7'):
+        dihedral(image, 8)
+
+
+def test_prefetch_map_keeps_order_and_passes_errors():
+    def func(x):
+        if x == 3:
+            raise OSError('boom')
+        return x * x
+    out = list(prefetch_map(func, range(10), workers=3, lookahead=4))
+    assert [item for item, _, _ in out] == list(range(10))
+    assert [r for _, r, e in out if e is None] == [
+        x * x for x in range(10) if x != 3]
+    assert isinstance(out[3][2], OSError)
+
+
+def test_prefetch_map_overlaps_work():
+    # Each call waits for another one to start: only works concurrently.
+    barrier = threading.Barrier(2, timeout=10)
+
+    def func(x):
+        barrier.wait()
+        return x
+    assert [r for _, r, _ in prefetch_map(func, range(4), workers=2)] == [
+        0, 1, 2, 3]
+
+
+def test_features_match_direct_forward_pass(images, tmp_path):
+    cache = _cache(tmp_path)
+    assert cache.settings.size == (SIZE, SIZE)
+    result = cache.get_features(images, variants=(0, 5), batch_size=3)
+    assert result.n_computed == 8 and result.n_cached == 0
+    forward = forward_function(cached_backbone('efficientnet_lite0',
+                                               input_size=SIZE))
+    rgb = fits_to_rgb(images[1], settings=cache.settings)
+    expected = np.asarray(forward(np.stack([rgb, dihedral(rgb, 5)])))
+    got = result.features[images[1]]
+    assert got.shape == (2, cache.feature_length)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    assert result.digests[images[1]] == file_sha256(images[1])
+
+
+def test_second_run_computes_nothing(images, tmp_path):
+    cache = _cache(tmp_path)
+    first = cache.get_features(images, variants=(0, 1, 2))
+    assert (first.n_computed, first.n_cached) == (12, 0)
+    assert len(_entries(cache)) == 12
+    # A new cache object (a new run) on the same directory.
+    second = _cache(tmp_path).get_features(images, variants=(0, 1, 2))
+    assert (second.n_computed, second.n_cached) == (0, 12)
+    for path in images:
+        np.testing.assert_array_equal(second.features[path],
+                                      first.features[path])
+    # Renaming a file keeps its entries (content-addressed).
+    moved = images[0].with_name('renamed.fits')
+    images[0].rename(moved)
+    third = _cache(tmp_path).get_features([moved], variants=(0,))
+    assert third.n_computed == 0
+    # No temporary file is left behind.
+    assert not [p for p in cache.root.rglob('.tmp-*')]
+
+
+def test_changed_file_or_setting_recomputes_only_that(images, tmp_path):
+    cache = _cache(tmp_path)
+    cache.get_features(images, variants=(0, 1))
+    before = images[2].read_bytes()
+    with fits.open(images[2]) as hdul:
+        data = hdul[0].data * 2.0 + 1.0
+        header = hdul[0].header
+    images[2].unlink()
+    fits.writeto(images[2], data, header)
+    assert images[2].read_bytes() != before
+    again = _cache(tmp_path).get_features(images, variants=(0, 1))
+    assert (again.n_computed, again.n_cached) == (2, 6)
+    # Another normalization is another key: everything is recomputed.
+    other = _cache(tmp_path, settings=NormalizationSettings(
+        interval='percentile'))
+    assert other.key != cache.key
+    assert other.get_features(images[:1]).n_computed == 1
+
+
+def test_corrupt_entry_is_recomputed(images, tmp_path, caplog):
+    cache = _cache(tmp_path)
+    first = cache.get_features(images[:2])
+    entry = cache.entry_path(first.digests[images[0]], 0)
+    entry.write_bytes(entry.read_bytes()[:100])      # truncated
+    entry2 = cache.entry_path(first.digests[images[1]], 0)
+    np.save(entry2, np.zeros(7, np.float32))         # wrong shape
+    again = _cache(tmp_path).get_features(images[:2])
+    assert (again.n_computed, again.n_cached) == (2, 0)
+    assert 'corrupt bottleneck' in caplog.text
+    np.testing.assert_allclose(again.features[images[0]],
+                               first.features[images[0]], rtol=1e-5)
+    assert _cache(tmp_path).get_features(images[:2]).n_computed == 0
+
+
+def test_unreadable_files_skipped_and_counted(images, tmp_path):
+    bad = tmp_path / 'img' / 'broken.fits'
+    bad.write_bytes(b'GIF89a, not a FITS file' * 20)
+    empty = tmp_path / 'img' / 'empty.fits'
+    empty.write_bytes(b'')
+    missing = tmp_path / 'img' / 'missing.fits'
+    with _recording(SkippedFileWarning) as record:
+        result = _cache(tmp_path).get_features(
+            [images[0], bad, empty, missing, images[1]])
+    messages = ' '.join(str(w.message) for w in record)
+    for path in (bad, empty, missing):
+        assert str(path) in messages
+    assert {p for p, _ in result.skipped} == {bad, empty, missing}
+    assert all(reason for _, reason in result.skipped)
+    assert set(result.features) == {images[0], images[1]}
+    assert result.n_computed == 2
+    # The input files are untouched.
+    assert empty.read_bytes() == b''
+
+
+def test_concurrent_writers_leave_valid_entries(images, tmp_path):
+    # Two "runs" computing the same entries at once.
+    errors = []
+
+    def run():
+        try:
+            _cache(tmp_path).get_features(images, variants=(0, 3))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    with warnings.catch_warnings():
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors
+    result = _cache(tmp_path).get_features(images, variants=(0, 3))
+    assert result.n_computed == 0 and result.n_cached == 8
+    assert not [p for p in (tmp_path / 'cache').rglob('.tmp-*')]
+    assert all(os.path.getsize(p) > 0 for p in _entries(_cache(tmp_path)))
