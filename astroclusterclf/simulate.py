@@ -483,15 +483,15 @@ def _fast_length(n):
 def _render(shape, x, y, flux, kernel, radius, origin=(0, 0)):
     """Deposit points (x, y in pixels of the full image, 0-based) with
     cloud-in-cell weights on a 2x oversampled grid covering the pixels
-    ``origin + (0..shape)`` plus a margin, convolve with ``kernel`` by FFT
-    and return the noiseless (nbands, ny, nx) float32 image."""
+    ``origin + (0..shape)`` plus a margin of ``radius`` pixels (the
+    kernel's half-width), convolve with ``kernel`` by FFT and return the
+    noiseless (nbands, ny, nx) float32 image."""
     ny, nx = shape
     oy, ox = origin
     nbands = flux.shape[0]
     os_ = _OVERSAMPLE
-    gy, gx = (ny + 2 * radius) * os_, (nx + 2 * radius) * os_
-    ky, kx = kernel.shape
-    fy, fx = _fast_length(gy + ky - 1), _fast_length(gx + kx - 1)
+    m = radius * os_  # margin on the oversampled grid = kernel half-width
+    gy, gx = ny * os_ + 2 * m, nx * os_ + 2 * m
     # Oversampled coordinates of the points on the padded grid.
     ux = (x - ox + radius + 0.5) * os_ - 0.5
     uy = (y - oy + radius + 0.5) * os_ - 0.5
@@ -503,18 +503,22 @@ def _render(shape, x, y, flux, kernel, radius, origin=(0, 0)):
     cells = np.concatenate([idx, idx + 1, idx + gx, idx + gx + 1])
     weights = np.concatenate([(1 - tx) * (1 - ty), tx * (1 - ty),
                               (1 - tx) * ty, tx * ty])
-    kf = np.fft.rfft2(kernel, s=(fy, fx))
-    out = np.empty((nbands, ny, nx), dtype=np.float32)
+    grid = np.empty((nbands, gy, gx), dtype=np.float32)
     for b in range(nbands):
-        grid = np.bincount(cells, weights=np.tile(flux[b], 4) * weights,
-                           minlength=gy * gx).astype(np.float32)
-        conv = np.fft.irfft2(np.fft.rfft2(grid.reshape(gy, gx), s=(fy, fx))
-                             * kf, s=(fy, fx))
-        # "same" part of the full convolution, then the image proper.
-        cy, cx = (ky - 1) // 2, (kx - 1) // 2
-        m = radius * os_
-        conv = conv[cy + m:cy + m + ny * os_, cx + m:cx + m + nx * os_]
-        out[b] = conv.reshape(ny, os_, nx, os_).sum(axis=(1, 3))
+        grid[b] = np.bincount(cells, weights=np.tile(flux[b], 4) * weights,
+                              minlength=gy * gx).reshape(gy, gx)
+    # Circular convolution with the kernel centred on (0, 0): the margin
+    # absorbs the wrap-around, so the interior is the exact linear
+    # convolution and no further padding is needed.
+    fy, fx = _fast_length(gy), _fast_length(gx)
+    wrapped = np.zeros((fy, fx), dtype=np.float32)
+    wrapped[:2 * m + 1, :2 * m + 1] = kernel
+    wrapped = np.roll(wrapped, (-m, -m), axis=(0, 1))
+    conv = np.fft.irfft2(np.fft.rfft2(grid, s=(fy, fx))
+                         * np.fft.rfft2(wrapped), s=(fy, fx))
+    conv = conv[:, m:m + ny * os_, m:m + nx * os_]
+    out = conv.reshape(nbands, ny, os_, nx, os_).sum(axis=(2, 4),
+                                                     dtype=np.float32)
     np.maximum(out, 0.0, out=out)  # FFT round-off
     return out
 
@@ -1124,7 +1128,7 @@ def make_mosaic(directory, *, n_clusters=24, shape=(2048, 2048), seed=0,
     del xs, ys, fs
 
     image = np.empty((bands, ny, nx), dtype=np.float32)
-    tile = 1024
+    tile = 512
     for t, (y0, x0) in enumerate((y0, x0) for y0 in range(0, ny, tile)
                                  for x0 in range(0, nx, tile)):
         th, tw = min(tile, ny - y0), min(tile, nx - x0)
