@@ -187,6 +187,10 @@ def annotate_header(header, probabilities, labels, *, model_id, date=None):
     ]
     cards += [_card(f'CLSPRB{i}', float(p), f'P({label})')
               for i, (label, p) in enumerate(zip(labels, probabilities), start=1)]
+    if any(len(card.image) > _CARD_LENGTH for card in cards) and 'LONGSTRN' not in header:
+        # A label longer than 68 characters continues on CONTINUE cards.
+        header.append(('LONGSTRN', 'OGIP 1.0', 'The OGIP long string convention is used'),
+                      end=True)
     for card in cards:
         header.append(card, end=True)
     history = f'astroclusterclf {__version__} classified this HDU {date or _utc_now()} UTC'
