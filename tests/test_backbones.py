@@ -336,6 +336,19 @@ def test_weights_from_path(lite0_backbone, tmp_path, suffix):
                                weights=tmp_path / f'missing{suffix}')
 
 
+def test_weights_from_wrong_architecture(tmp_path):
+    other = backbones.get_backbone('mobilenet_0.25_128', weights=None,
+                                   input_size=64)
+    path = tmp_path / 'mobilenet.keras'
+    other.save(path)
+    before = path.read_bytes()
+    with pytest.raises(WeightsIntegrityError,
+                       match=r'mobilenet\.keras.*have no weights there'):
+        backbones.get_backbone('efficientnet_lite0', weights=path,
+                               input_size=64)
+    assert path.read_bytes() == before
+
+
 def test_corrupt_cache_entry_is_rebuilt(lite0_classifier, cache_dir, caplog):
     sha = efficientnet_lite.VARIANTS['efficientnet_lite0'].sha256
     entry = cache_dir / 'backbones' / f'efficientnet_lite0-{sha[:16]}.keras'

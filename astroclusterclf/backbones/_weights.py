@@ -27,17 +27,19 @@ def copy_weights_by_name(source, target, *, name):
     """Copy the weights of every layer of ``target`` from the layer of the
     same name in ``source``; return how many layers were copied.
 
-    Raises `~astroclusterclf.WeightsIntegrityError` if a layer's weight
-    shapes differ or if no layer with weights could be matched.
+    Raises `~astroclusterclf.WeightsIntegrityError` if a layer with weights
+    is missing from ``source`` or its weight shapes differ.
     """
     by_name = {layer.name: layer for layer in source.layers}
+    wanted = [layer for layer in target.layers if layer.weights]
+    missing = [layer.name for layer in wanted if layer.name not in by_name]
+    if missing:
+        raise WeightsIntegrityError(
+            f'{name}: {len(missing)} of {len(wanted)} layers of '
+            f'{target.name} have no weights there, e.g. {missing[:3]}')
     copied = 0
-    for layer in target.layers:
-        if not layer.weights:
-            continue
-        src = by_name.get(layer.name)
-        if src is None:
-            continue
+    for layer in wanted:
+        src = by_name[layer.name]
         values = src.get_weights()
         shapes = [tuple(w.shape) for w in layer.weights]
         if [tuple(v.shape) for v in values] != shapes:
@@ -46,9 +48,6 @@ def copy_weights_by_name(source, target, *, name):
                 f'{[tuple(v.shape) for v in values]}, expected {shapes}')
         layer.set_weights(values)
         copied += 1
-    if not copied:
-        raise WeightsIntegrityError(
-            f'{name}: no layer matches the backbone architecture')
     return copied
 
 
