@@ -35,6 +35,7 @@ import os
 import tempfile
 import threading
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,25 +147,28 @@ def cached_backbone(architecture, weights='imagenet', input_size=None):
         return _BACKBONES[key]
 
 
-_FORWARD = {}
+_FORWARD = weakref.WeakKeyDictionary()
 
 
 def forward_function(model):
     """Return a `tf.function` computing ``model(x, training=False)`` for
-    any batch size, traced once per model."""
+    any batch size, traced once per model (and forgotten with it)."""
     import tensorflow as tf
 
-    key = id(model)
-    if key not in _FORWARD or _FORWARD[key][0] is not model:
-        shape = tuple(model.inputs[0].shape[1:])
+    try:
+        return _FORWARD[model]
+    except KeyError:
+        pass
+    shape = tuple(model.inputs[0].shape[1:])
+    ref = weakref.ref(model)   # the function must not keep the model alive
 
-        @tf.function(input_signature=[tf.TensorSpec((None,) + shape,
-                                                    tf.float32)],
-                     reduce_retracing=True)
-        def forward(x):
-            return model(x, training=False)
-        _FORWARD[key] = (model, forward)
-    return _FORWARD[key][1]
+    @tf.function(input_signature=[tf.TensorSpec((None,) + shape,
+                                                tf.float32)],
+                 reduce_retracing=True)
+    def forward(x):
+        return ref()(x, training=False)
+    _FORWARD[model] = forward
+    return forward
 
 
 def default_bottleneck_dir():
