@@ -7,10 +7,6 @@ The pipeline is read → normalize → embed → head → annotate; the public
 API of each stage is re-exported here.
 """
 
-from ._quiet import import_tensorflow as _import_tensorflow
-
-_import_tensorflow()
-
 try:
     from importlib.metadata import PackageNotFoundError, version
     __version__ = version(__name__)

@@ -12,11 +12,15 @@ import argparse
 import sys
 
 from . import __version__
+from ._quiet import import_tensorflow
 from .exceptions import AstroClusterClfError
 
 __all__ = ['main']
 
 EXIT_ERROR = 1
+
+# Subcommands that never build a model, so need not load TensorFlow.
+_WITHOUT_TENSORFLOW = {'simulate'}
 
 
 def _add_flag(parser, name, **kwargs):
@@ -512,6 +516,8 @@ def main(argv=None):
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
+    if args.command not in _WITHOUT_TENSORFLOW:
+        import_tensorflow()
     try:
         return args.func(args) or 0
     except AstroClusterClfError as exc:
