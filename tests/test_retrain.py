@@ -218,3 +218,24 @@ def test_cli_retrain_error(tmp_path, capsys):
 
 def test_torch_never_imported(retrain_result):
     assert 'torch' not in sys.modules
+
+
+@pytest.mark.slow
+def test_real_m13_is_a_globular_cluster(tmp_path):
+    # A model retrained on simulations only recognizes astropy's real M13.
+    import os
+
+    import astropy
+
+    from astroclusterclf import ClusterClassifier
+    from astroclusterclf.simulate import make_dataset
+
+    m13 = os.path.join(os.path.dirname(astropy.__file__),
+                       'io/fits/hdu/compressed/tests/data/m13.fits')
+    make_dataset(tmp_path / 'data', n_per_class=30, size=128, seed=3)
+    r = retrain(tmp_path / 'data', output_graph=tmp_path / 'm.keras',
+                how_many_training_steps=1000, eval_step_interval=500,
+                bottleneck_dir=tmp_path / 'bn')
+    assert r.test_accuracy >= 0.8
+    label, p = ClusterClassifier.load(tmp_path / 'm.keras').classify(m13)
+    assert label == 'globular cluster' and p > 0.8
