@@ -13,19 +13,14 @@ comes from `~astropy.nddata.Cutout2D`.
 Each cutout carries a `CutoutFlag`: 0 when all is well, otherwise the
 bitwise OR of
 
-=====  ==============  ====================================================
- bit    name            meaning
-=====  ==============  ====================================================
-  1     ``OFF_IMAGE``   the position is off the image (or not projectable)
-  2     ``PARTIAL``     the cutout overlaps the image edge; the missing
-                        pixels are filled with ``fill_value`` (NaN)
-  4     ``BAD_PIXELS``  more than ``max_bad_fraction`` of the cutout's
-                        pixels are non-finite (fill of a partial cutout
-                        included)
-  8     ``UNREADABLE``  the image file could not be read (used by
-                        `~astroclusterclf.annotate.annotate_table` for
-                        rows of a ``path_column``)
-=====  ==============  ====================================================
+* 1, ``OFF_IMAGE``: the position is off the image (or not projectable);
+* 2, ``PARTIAL``: the cutout overlaps the image edge; the missing pixels
+  are filled with ``fill_value`` (NaN);
+* 4, ``BAD_PIXELS``: more than ``max_bad_fraction`` of the cutout's
+  pixels are non-finite (the fill of a partial cutout included);
+* 8, ``UNREADABLE``: the image file could not be read (used by
+  `~astroclusterclf.annotate.annotate_table` for the rows of a
+  ``path_column``).
 """
 
 import enum
