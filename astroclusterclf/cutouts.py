@@ -330,7 +330,7 @@ def iter_cutouts(image, positions, size, *, hdu=None, ra='ra', dec='dec',
 
     Parameters
     ----------
-    image : str, `os.PathLike`, `~astropy.io.fits.HDUList`, HDU, `~astropy.nddata.NDData`, tuple or array
+    image : str, `os.PathLike`, `~astropy.io.fits.HDUList`, HDU, NDData, tuple or array
         The image, 2-D ``(ny, nx)`` or 3-D ``(nbands, ny, nx)``.  A FITS
         file or HDU is read through its ``section``: only the pixels of
         each cutout are read, never the whole image.  Other inputs are

@@ -213,6 +213,14 @@ def test_masked_position_is_off_image(image_file):
     assert [r.flag for r in make_cutouts(path, table, 8)] == [0, CutoutFlag.OFF_IMAGE]
 
 
+def test_iter_cutouts_is_lazy(image_file):
+    path, _ = image_file
+    results = iter_cutouts(path, [(10, 10), (20, 20)], 4)
+    first = next(results)
+    assert first.flag == 0 and first.cutout.shape == (4, 4)
+    results.close()                      # closes the file
+
+
 def test_bad_pixels(tmp_path):
     data = np.ones((40, 40), np.float32)
     data[:, :22] = np.nan
