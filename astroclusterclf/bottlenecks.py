@@ -377,15 +377,25 @@ class BottleneckCache:
                 else self.input_size))
             settings = self.settings
 
-            def prepare(path):
-                return fits_to_rgb(path, settings=settings)
+            size = self.input_size
 
-            batch = []
+            def prepare(path):
+                # Reading, normalizing and the rotations/flips all happen
+                # here, in a worker thread, overlapped with the forward pass.
+                rgb = fits_to_rgb(path, settings=settings)
+                variants = np.empty((len(missing[path]), size, size, 3),
+                                    np.float32)
+                for i, v in enumerate(missing[path]):
+                    variants[i] = dihedral(rgb, v)
+                return variants
+
+            buffer = np.empty((batch_size, size, size, 3), np.float32)
+            batch = []   # (path, variant) of the rows filled in buffer
 
             def flush():
-                images = np.stack([image for _, _, image in batch])
-                features = np.asarray(forward(images), dtype=np.float32)
-                for (path, v, _), vector in zip(batch, features):
+                features = np.asarray(forward(buffer[:len(batch)]),
+                                      dtype=np.float32)
+                for (path, v), vector in zip(batch, features):
                     self.store(result.digests[path], v, vector)
                     result.features[path][v] = vector
                 result.n_computed += len(batch)
@@ -411,8 +421,9 @@ class BottleneckCache:
                     del result.features[path]
                     total -= len(missing[path])
                     continue
-                for v in missing[path]:
-                    batch.append((path, v, dihedral(rgb, v)))
+                for v, image in zip(missing[path], rgb):
+                    buffer[len(batch)] = image
+                    batch.append((path, v))
                     if len(batch) >= batch_size:
                         flush()
             if batch:

@@ -212,8 +212,6 @@ class _Evaluator:
         return accuracy, float(-np.mean(np.log(p)))
 
     def log(self, step, train, validation, n_validation, stage):
-        import tensorflow as tf
-
         entry = EvalStep(step, train[0], train[1], validation[0],
                          validation[1], n_validation, stage)
         self.history.append(entry)

@@ -18,6 +18,7 @@ from astroclusterclf.preprocessing import NormalizationSettings, fits_to_rgb
 
 SIZE = 64   # small backbone input: fast, and the weights still apply
 
+
 @contextlib.contextmanager
 def _recording(category):
     """Record warnings of ``category`` (like pytest.warns, without
@@ -26,7 +27,6 @@ def _recording(category):
         warnings.simplefilter('always', category)
         yield record
     assert any(issubclass(w.category, category) for w in record)
-
 
 
 @pytest.fixture

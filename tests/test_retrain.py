@@ -15,6 +15,7 @@ from astroclusterclf.retrain import EvalStep, _class_weights, retrain
 LABELS = ['globular cluster', 'open cluster']
 SMALL = 64   # backbone input size of the extra runs below (fast)
 
+
 @contextlib.contextmanager
 def _recording(category):
     """Record warnings of ``category`` (like pytest.warns, without
@@ -23,7 +24,6 @@ def _recording(category):
         warnings.simplefilter('always', category)
         yield record
     assert any(issubclass(w.category, category) for w in record)
-
 
 
 def _events(directory):
