@@ -17,7 +17,8 @@ from astroclusterclf.config import CACHE_ENV_VAR
 
 @pytest.fixture(scope='session', autouse=True)
 def acc_cache_dir(tmp_path_factory):
-    """A temporary astroclusterclf cache directory for the whole session."""
+    """A temporary astroclusterclf cache directory, set through the
+    environment from the start of the session."""
     path = tmp_path_factory.mktemp('acc-cache')
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(CACHE_ENV_VAR, str(path))
