@@ -7,10 +7,20 @@ scientific result.
 
 Examples
 --------
->>> from astroclusterclf.config import conf, cache_dir
+The environment variable wins over the configuration item:
+
+>>> import os
+>>> from astroclusterclf.config import CACHE_ENV_VAR, cache_dir, conf
+>>> saved = os.environ.pop(CACHE_ENV_VAR, None)
 >>> with conf.set_temp('cache_dir', '/tmp/acc-cache'):
 ...     print(cache_dir())
+...     os.environ[CACHE_ENV_VAR] = '/tmp/acc-env-cache'
+...     print(cache_dir())
 /tmp/acc-cache
+/tmp/acc-env-cache
+>>> del os.environ[CACHE_ENV_VAR]
+>>> if saved is not None:
+...     os.environ[CACHE_ENV_VAR] = saved
 """
 
 import os
