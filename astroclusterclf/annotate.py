@@ -31,7 +31,6 @@ import logging
 import os
 import re
 import stat
-import tempfile
 import unicodedata
 import warnings
 from pathlib import Path
@@ -42,6 +41,7 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.table import Column, MaskedColumn, Table
 
+from ._atomic import atomic_write
 from .cutouts import FLAG_DESCRIPTION, CutoutFlag, iter_cutouts
 from .exceptions import (AnnotationError, AstroClusterClfError, CatalogError,
                          HDUNotFoundError, ImageReadError,
@@ -222,34 +222,6 @@ def _image_hdu_index(path, hdu):
     raise NoImageDataError(f'{name}: no HDU holds image data')
 
 
-def _atomic_write(target, write, *, mode=None):
-    """Call ``write(temporary_path)`` with a temporary file in the folder of
-    ``target``, then rename it to ``target``; on any failure the temporary
-    file is removed and ``target`` is untouched.
-
-    ``mode`` sets the permissions (default: what a new file gets).
-    """
-    target = Path(target)
-    suffix = '.gz' if target.name.lower().endswith('.gz') else target.suffix
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f'.{target.name}.',
-                               suffix=f'.tmp{suffix}')
-    os.close(fd)
-    try:
-        write(tmp)
-        if mode is None:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def annotate_fits(classifier, path, *, output=None, in_place=False, hdu=None,
                   overwrite=False):
     """Classify the image of a FITS file and write the result into its header.
@@ -331,7 +303,7 @@ def annotate_fits(classifier, path, *, output=None, in_place=False, hdu=None,
             raw.writeto(tmp, overwrite=True, checksum=checksum, output_verify='exception')
 
         try:
-            _atomic_write(target, write, mode=mode)
+            atomic_write(target, write, mode=mode)
         except fits.verify.VerifyError as exc:
             raise AnnotationError(f'{path}: the annotated header would not be valid '
                                   f'FITS: {str(exc).strip().splitlines()[-1]}') from None
@@ -690,7 +662,7 @@ def write_table(table, path, *, format=None, overwrite=False):
         table.write(tmp, format=format, overwrite=True)
 
     try:
-        _atomic_write(path, write)
+        atomic_write(path, write)
     except AstroClusterClfError:
         raise
     except Exception as exc:  # the writers raise many types

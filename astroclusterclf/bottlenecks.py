@@ -32,7 +32,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 import warnings
 import weakref
@@ -41,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._atomic import atomic_write
 from .exceptions import AstroClusterClfError, SkippedFileWarning
 
 __all__ = ['N_VARIANTS', 'dihedral', 'file_sha256', 'prefetch_map',
@@ -278,21 +278,6 @@ class BottleneckCache:
             return None
         return vector
 
-    def _write_atomic(self, path, write):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.tmp-',
-                                   suffix=path.suffix)
-        try:
-            with os.fdopen(fd, 'wb') as f:
-                write(f)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-
     def store(self, digest, variant, vector):
         """Write one entry atomically (temporary file + `os.replace`)."""
         vector = np.asarray(vector, dtype=np.float32)
@@ -301,11 +286,13 @@ class BottleneckCache:
                     'weights_id': self.weights_id,
                     'settings': self.settings.to_dict()}
             text = json.dumps(info, indent=1, sort_keys=True, default=str)
-            self._write_atomic(self.root / 'key.json',
-                               lambda f: f.write(text.encode()))
+            atomic_write(self.root / 'key.json',
+                         lambda tmp: Path(tmp).write_text(text),
+                         make_parents=True)
             self._key_written = True
-        self._write_atomic(self.entry_path(digest, variant),
-                           lambda f: np.save(f, vector, allow_pickle=False))
+        atomic_write(self.entry_path(digest, variant),
+                     lambda tmp: np.save(tmp, vector, allow_pickle=False),
+                     make_parents=True)
 
     # -- computing ---------------------------------------------------------
 

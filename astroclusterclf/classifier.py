@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._atomic import atomic_write
 from .bottlenecks import N_VARIANTS, dihedral, forward_function, prefetch_map
 from .exceptions import ModelFileError
 
@@ -252,23 +253,15 @@ class ClusterClassifier:
             Output file; should end with ``.keras``.
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.tmp-',
-                                   suffix='.keras')
-        os.close(fd)
-        try:
+        text = json.dumps(self.metadata, indent=1, sort_keys=True)
+
+        def write(tmp):
             self.model.save(tmp)
-            text = json.dumps(self.metadata, indent=1, sort_keys=True)
             with zipfile.ZipFile(tmp, 'a',
                                  compression=zipfile.ZIP_DEFLATED) as z:
                 z.writestr(METADATA_MEMBER, text)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+
+        atomic_write(path, write, make_parents=True)
         self.path = path
         self._file_sha256 = None
         log.info('wrote model %s', path)

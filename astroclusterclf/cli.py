@@ -199,36 +199,9 @@ def _add_retrain(subparsers):
 
 
 def _run_retrain(args):
-    import contextlib
-
-    from astropy.utils.console import ProgressBar
-
     from .retrain import retrain
 
-    with contextlib.ExitStack() as stack:
-        state = {'bar': None, 'done': False}
-
-        def progress(done, total):
-            if state['bar'] is None and not state['done']:
-                print(f'Computing {total} bottleneck(s) with '
-                      f'{args.architecture}')
-                state['bar'] = stack.enter_context(ProgressBar(total))
-            if state['bar'] is not None:
-                state['bar'].update(done)
-
-        def callback(step):
-            if state['bar'] is not None:  # finish the bar before the steps
-                stack.close()
-                state['bar'] = None
-            state['done'] = True
-            stage = ' [fine-tune]' if step.stage == 'fine_tune' else ''
-            print(f'Step {step.step}: '
-                  f'Train accuracy = {100 * step.train_accuracy:.1f}%, '
-                  f'Cross entropy = {step.cross_entropy:.6f}, '
-                  f'Validation accuracy = '
-                  f'{100 * step.validation_accuracy:.1f}% '
-                  f'(N={step.n_validation}){stage}')
-
+    with _RetrainPrinter(args.architecture) as printer:
         result = retrain(
             args.image_dir, output_graph=args.output_graph,
             output_labels=args.output_labels,
@@ -241,8 +214,8 @@ def _run_retrain(args):
             bottleneck_dir=args.bottleneck_dir,
             summaries_dir=args.summaries_dir, augment=args.augment,
             fine_tune=args.fine_tune, random_seed=args.random_seed,
-            eval_step_interval=args.eval_step_interval, callback=callback,
-            progress=progress)
+            eval_step_interval=args.eval_step_interval,
+            callback=printer.eval_step, progress=printer.progress)
     print(result.report())
     written = f'Wrote {result.output_graph}'
     if result.output_labels is not None:

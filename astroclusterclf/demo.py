@@ -9,13 +9,13 @@ and write the annotated table, then compare with the simulated truth.
 """
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
 
+from ._atomic import atomic_write
 from .annotate import annotate_fits, annotate_table, write_table
 from .classifier import ClusterClassifier
 from .cutouts import iter_cutouts
@@ -26,6 +26,7 @@ from .simulate import make_dataset, make_mosaic, simulate_cluster
 __all__ = ['DemoResult', 'run_demo', 'M13_PATH']
 
 log = logging.getLogger(__name__)
+
 
 def _m13_path():
     import astropy
@@ -229,10 +230,7 @@ def run_demo(workdir='astroclusterclf-demo', *, n_per_class=100, size=128,
 def _write_fits(path, data, header):
     """Write a new FITS file atomically."""
     from astropy.io import fits
-    tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
     try:
-        fits.PrimaryHDU(data, header).writeto(tmp, overwrite=True)
-        os.replace(tmp, path)
+        atomic_write(path, fits.PrimaryHDU(data, header).writeto)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise OutputError(f'{path}: cannot write: {exc.strerror}') from exc

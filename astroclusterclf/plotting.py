@@ -35,13 +35,13 @@ def _figure(width, height):
 
 
 def _save(fig, path, dpi):
-    from .annotate import _atomic_write
+    from ._atomic import atomic_write
 
     path = Path(path)
     if not path.parent.is_dir():
         raise AnnotationError(f'{path}: output folder {path.parent} does not exist')
     suffix = path.suffix.lstrip('.').lower() or 'png'
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, format=suffix, dpi=dpi))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=suffix, dpi=dpi))
     return path
 
 

@@ -23,8 +23,6 @@ Differences from the old tool:
 """
 
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._atomic import atomic_write
 from .datasets import SPLITS, create_image_lists
 from .exceptions import DatasetError
 
@@ -133,8 +132,8 @@ class RetrainResult:
             lines.append(f'Misclassified test images '
                          f'({len(self.misclassified)}):')
             for row in self.misclassified:
-                lines.append(f'  {row["path"]}  true={row["true_label"]!r} '
-                             f'predicted={row["predicted_label"]!r} '
+                lines.append(f'  {row["path"]}  true={str(row["true_label"])!r} '
+                             f'predicted={str(row["predicted_label"])!r} '
                              f'({row["probability"]:.5f})')
         else:
             lines.append('Misclassified test images: none')
@@ -377,22 +376,6 @@ def _load_images(paths, settings):
     return np.stack(images) if images else None
 
 
-def _write_text_atomic(path, text):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.tmp-')
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def retrain(image_dir, *, output_graph, output_labels=None,
             architecture='efficientnet_lite0', how_many_training_steps=4000,
             learning_rate=0.01, train_batch_size=100, testing_percentage=10,
@@ -624,8 +607,10 @@ def retrain(image_dir, *, output_graph, output_labels=None,
     t2 = time.perf_counter()
     clf.save(output_graph)
     if output_labels is not None:
-        _write_text_atomic(output_labels, ''.join(f'{label}\n'
-                                                  for label in labels))
+        text = ''.join(f'{label}\n' for label in labels)
+        atomic_write(output_labels,
+                     lambda tmp: Path(tmp).write_text(text, encoding='utf-8'),
+                     make_parents=True)
     timings['saving'] = time.perf_counter() - t2
     timings['total'] = time.perf_counter() - t0
     validation_accuracy = (history[-1].validation_accuracy if history

@@ -24,8 +24,6 @@ milliseconds.
 
 import logging
 import math
-import os
-import secrets
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +32,7 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
+from ._atomic import atomic_write
 from .exceptions import SimulationError
 
 __all__ = ['CLASS_NAMES', 'simulate_cluster', 'make_dataset', 'make_mosaic']
@@ -836,30 +835,9 @@ def _check_params(p, kind):
 # Writing files
 # ---------------------------------------------------------------------------
 
-def _atomic_write(path, write):
-    """Call ``write(fileobj)`` on a temporary file next to ``path`` and
-    move it into place."""
-    path = Path(path)
-    # Not tempfile.mkstemp: its files are private (0600), and the result
-    # should get the usual permissions.
-    tmp = path.with_name(f'.{path.name}.{secrets.token_hex(6)}.tmp')
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
-
-
 def _write_fits(path, data, header):
     hdu = fits.PrimaryHDU(data=data, header=header)
-    _atomic_write(path, lambda f: hdu.writeto(f))
+    atomic_write(path, hdu.writeto)
 
 
 def _write_png(path, data, name):
@@ -873,7 +851,7 @@ def _write_png(path, data, name):
         image = Image.fromarray(np.ascontiguousarray(pixels[..., 0]), mode='L')
     else:
         image = Image.fromarray(pixels, mode='RGB')
-    _atomic_write(path, lambda f: image.save(f, format='PNG'))
+    atomic_write(path, lambda tmp: image.save(tmp, format='PNG'))
 
 
 _FORMATS = ('fits', 'png')
@@ -1196,13 +1174,7 @@ def make_mosaic(directory, *, n_clusters=24, shape=(2048, 2048), seed=0,
     table['flux'] = u.Quantity([r[4] for r in rows], u.electron)
     table['flux'].description = 'Total flux of the cluster in r'
 
-    def write_table(f):
-        # ECSV is text; astropy writes str, so go through a wrapper.
-        import io
-        buf = io.StringIO()
-        table.write(buf, format='ascii.ecsv')
-        f.write(buf.getvalue().encode('utf-8'))
-
-    _atomic_write(catalog_path, write_table)
+    atomic_write(catalog_path,
+                 lambda tmp: table.write(tmp, format='ascii.ecsv'))
     log.info('wrote mosaic %s and catalog %s', mosaic_path, catalog_path)
     return mosaic_path, catalog_path

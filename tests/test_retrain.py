@@ -220,7 +220,6 @@ def test_torch_never_imported(retrain_result):
     assert 'torch' not in sys.modules
 
 
-@pytest.mark.slow
 def test_real_m13_is_a_globular_cluster(tmp_path):
     # A model retrained on simulations only recognizes astropy's real M13.
     import os

@@ -8,9 +8,9 @@ the checksummed, atomically written cache of converted models.
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
+from .._atomic import atomic_write
 from ..config import cache_dir
 from ..exceptions import WeightsIntegrityError, WeightsNotFoundError
 from .pth import file_sha256
@@ -93,26 +93,17 @@ def save_cached_model(model, path, *, source_sha256):
     import keras
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix='.keras', prefix='.tmp-',
-                               dir=path.parent)
-    os.close(fd)
-    fd, tmp_meta = tempfile.mkstemp(suffix='.json', prefix='.tmp-',
-                                    dir=path.parent)
-    os.close(fd)
-    try:
+    meta = {'source_sha256': source_sha256,
+            'converter_version': CONVERTER_VERSION,
+            'keras_version': keras.__version__}
+
+    def write(tmp):
         keras.saving.save_model(model, tmp)
-        meta = {'sha256': file_sha256(tmp), 'source_sha256': source_sha256,
-                'converter_version': CONVERTER_VERSION,
-                'keras_version': keras.__version__}
-        with open(tmp_meta, 'w') as f:
-            json.dump(meta, f, indent=1)
-        os.replace(tmp, path)
-        os.replace(tmp_meta, _sidecar(path))
-    finally:
-        for leftover in (tmp, tmp_meta):
-            if os.path.exists(leftover):
-                os.remove(leftover)
+        meta['sha256'] = file_sha256(tmp)
+
+    atomic_write(path, write, make_parents=True)
+    atomic_write(_sidecar(path),
+                 lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
     log.info('cached converted backbone in %s', path)
 
 
