@@ -15,10 +15,16 @@ from pathlib import Path
 __all__ = []
 
 
-def _default_mode():
-    umask = os.umask(0)
+def _read_umask():
+    # os.umask can only be read by setting it, which is process-wide and
+    # racy with threads creating files; read it once, at import.
+    umask = os.umask(0o022)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+#: Permissions of a new file under the process umask.
+_DEFAULT_MODE = 0o666 & ~_read_umask()
 
 
 def atomic_write(target, write, *, mode=None, make_parents=False):
@@ -55,7 +61,7 @@ def atomic_write(target, write, *, mode=None, make_parents=False):
     os.unlink(tmp)
     try:
         write(tmp)
-        os.chmod(tmp, _default_mode() if mode is None else mode)
+        os.chmod(tmp, _DEFAULT_MODE if mode is None else mode)
         os.replace(tmp, target)
     except BaseException:
         try:

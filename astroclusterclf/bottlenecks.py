@@ -378,12 +378,17 @@ class BottleneckCache:
 
             buffer = np.empty((batch_size, size, size, 3), np.float32)
             batch = []   # (path, variant) of the rows filled in buffer
+            # Cache entries are written by a thread of their own, so the
+            # file-system calls overlap the next forward pass.
+            writer = concurrent.futures.ThreadPoolExecutor(1)
+            writes = []
 
             def flush():
                 features = np.asarray(forward(buffer[:len(batch)]),
                                       dtype=np.float32)
                 for (path, v), vector in zip(batch, features):
-                    self.store(result.digests[path], v, vector)
+                    writes.append(writer.submit(
+                        self.store, result.digests[path], v, vector))
                     result.features[path][v] = vector
                 result.n_computed += len(batch)
                 batch.clear()
@@ -415,6 +420,9 @@ class BottleneckCache:
                         flush()
             if batch:
                 flush()
+            writer.shutdown(wait=True)
+            for write in writes:
+                write.result()  # raise the first failed write, if any
         for path, vectors in list(result.features.items()):
             result.features[path] = np.stack([vectors[v]
                                               for v in wanted[path]])
