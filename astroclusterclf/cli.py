@@ -428,7 +428,7 @@ def _add_demo(subparsers):
               help='clusters in the survey mosaic (default: %(default)s)')
     _add_flag(p, 'mosaic_size', type=int, default=2048, metavar='PIX',
               help='mosaic width and height (default: %(default)s)')
-    _add_flag(p, 'how_many_training_steps', type=int, default=1000,
+    _add_flag(p, 'how_many_training_steps', type=int, default=4000,
               metavar='N', help='training steps (default: %(default)s)')
     _add_flag(p, 'seed', type=int, default=0, metavar='S',
               help='seed of the simulated data (default: %(default)s)')

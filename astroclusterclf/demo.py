@@ -78,7 +78,7 @@ def _say(echo, message):
 
 
 def run_demo(workdir='astroclusterclf-demo', *, n_per_class=100, size=128,
-             n_clusters=24, mosaic_size=2048, steps=1000, seed=0,
+             n_clusters=24, mosaic_size=2048, steps=4000, seed=0,
              architecture='efficientnet_lite0', echo=None, progress=None,
              eval_callback=None):
     """Run the whole pipeline on simulated data.

@@ -417,7 +417,7 @@ def fits_to_rgb(source, *, hdu=None, bands=None, size=None, settings=None,
     >>> print(f'range {rgb.min():.2f} to {rgb.max():.2f}')
     range 0.00 to 1.00
 
-Resized for a CNN that takes 224 x 224 pixels:
+    Resized for a CNN that takes 224 x 224 pixels:
 
     >>> rgb = fits_to_rgb(fits.PrimaryHDU(sky + star), size=(224, 224))
     >>> rgb.shape, bool(np.isfinite(rgb).all())
