@@ -447,9 +447,9 @@ def _as_float_image(array, name):
     if array.size == 0:
         raise InvalidImageError(f'{name}: image data are empty (shape '
                                 f'{array.shape})')
-    dtype = (np.float64 if array.itemsize >= 8 or (array.dtype.kind in 'iu'
-                                                    and array.itemsize >= 4)
-             else np.float32)
+    wide = array.itemsize >= 8 or (array.dtype.kind in 'iu'
+                                   and array.itemsize >= 4)
+    dtype = np.float64 if wide else np.float32
     data = np.array(array, dtype=dtype, order='C', copy=True)
     if mask is not None:
         data[mask] = np.nan

@@ -420,8 +420,8 @@ def test_tiff_modes(tmp_path, gradient, mode):
 @pytest.mark.parametrize('suffix', ['.jpg', '.jpeg', '.JPEG'])
 def test_jpeg(tmp_path, gradient, suffix):
     path = tmp_path / f'image{suffix}'
-    Image.fromarray(np.stack([gradient] * 3, -1)).save(path, format='JPEG',
-                                                        quality=95)
+    image = Image.fromarray(np.stack([gradient] * 3, -1))
+    image.save(path, format='JPEG', quality=95)
     data = read_image(path).data
     assert data.shape == (3, 20, 30)
     assert np.abs(data[0] - gradient).mean() < 10
