@@ -9,22 +9,10 @@ removed and the destination is left as it was.
 """
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 __all__ = []
-
-
-def _read_umask():
-    # os.umask can only be read by setting it, which is process-wide and
-    # racy with threads creating files; read it once, at import.
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
-
-
-#: Permissions of a new file under the process umask.
-_DEFAULT_MODE = 0o666 & ~_read_umask()
 
 
 def atomic_write(target, write, *, mode=None, make_parents=False):
@@ -39,8 +27,7 @@ def atomic_write(target, write, *, mode=None, make_parents=False):
         ``target``, including ``.gz``, so writers that choose a format by
         extension work).
     mode : int, optional
-        Permissions of the result (default: what a new file gets, rather
-        than `tempfile`'s private 0600).
+        Permissions of the result (default: what a new file gets).
     make_parents : bool, optional
         Create the destination folder if needed.
 
@@ -53,15 +40,14 @@ def atomic_write(target, write, *, mode=None, make_parents=False):
         target.parent.mkdir(parents=True, exist_ok=True)
     suffix = ''.join(target.suffixes[-2:]) if target.name.lower().endswith(
         '.gz') else target.suffix
-    # A fresh unique name; the file is removed again so that writers which
-    # refuse to overwrite (astropy's) create it themselves.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f'.{target.name}.',
-                               suffix=f'.tmp{suffix}')
-    os.close(fd)
-    os.unlink(tmp)
+    # A fresh unique name that does not exist yet: the writer creates the
+    # file itself (astropy's writers refuse to overwrite), so it also gets
+    # the usual permissions of a new file, not tempfile's private 0600.
+    tmp = str(target.parent / f'.{target.name}.{secrets.token_hex(8)}.tmp{suffix}')
     try:
         write(tmp)
-        os.chmod(tmp, _DEFAULT_MODE if mode is None else mode)
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         try:

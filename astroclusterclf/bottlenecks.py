@@ -67,7 +67,8 @@ def dihedral(image, variant):
     Returns
     -------
     out : `~numpy.ndarray`
-        A C-contiguous copy (variant 0 returns the input unchanged).
+        A view of ``image`` (no copy: callers copy it once into their
+        batch).
     """
     variant = int(variant)
     if not 0 <= variant < N_VARIANTS:
@@ -75,7 +76,7 @@ def dihedral(image, variant):
     if variant == 0:
         return image
     out = image[:, ::-1] if variant >= 4 else image
-    return np.ascontiguousarray(np.rot90(out, variant % 4, axes=(0, 1)))
+    return np.rot90(out, variant % 4, axes=(0, 1))
 
 
 def file_sha256(path, *, chunk_size=1 << 20):
@@ -255,32 +256,53 @@ class BottleneckCache:
 
     # -- storage -----------------------------------------------------------
 
-    def entry_path(self, digest, variant):
-        """Path of the entry for a file digest and variant."""
-        return self.root / digest[:2] / f'{digest}_d{int(variant)}.npy'
+    def entry_path(self, digest):
+        """Path of the entry of one file (by content digest): a ``.npy``
+        array of shape ``(N_VARIANTS, feature_length)`` holding the
+        features of each rotation/flip, NaN rows for those not computed.
 
-    def load(self, digest, variant):
-        """Return the cached vector, or `None` if missing or corrupt."""
-        path = self.entry_path(digest, variant)
+        One file per image, not per variant: creating a small file costs
+        about as much as a forward pass of one image on some disks.
+        """
+        return self.root / digest[:2] / f'{digest}.npy'
+
+    def load_entry(self, digest, *, quiet=False):
+        """Return the entry of a file digest (see `entry_path`), or `None`
+        if missing or corrupt (logged, unless ``quiet``)."""
+        path = self.entry_path(digest)
         try:
             with open(path, 'rb') as f:
-                vector = np.load(f, allow_pickle=False)
+                entry = np.load(f, allow_pickle=False)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, EOFError) as exc:
-            log.warning('corrupt bottleneck %s (%s): recomputing', path, exc)
+            if not quiet:
+                log.warning('corrupt bottleneck %s (%s): recomputing', path,
+                            exc)
             return None
-        if (vector.shape != (self.feature_length,)
-                or vector.dtype != np.float32
-                or not np.all(np.isfinite(vector))):
-            log.warning('corrupt bottleneck %s (shape %s, dtype %s): '
-                        'recomputing', path, vector.shape, vector.dtype)
+        finite = np.isfinite(entry)
+        # Each row is either computed (all finite) or not (all NaN).
+        if (entry.shape != (N_VARIANTS, self.feature_length)
+                or entry.dtype != np.float32
+                or not np.all(finite.all(axis=1) | np.isnan(entry).all(axis=1))):
+            if not quiet:
+                log.warning('corrupt bottleneck %s (shape %s, dtype %s): '
+                            'recomputing', path, entry.shape, entry.dtype)
             return None
-        return vector
+        return entry
 
-    def store(self, digest, variant, vector):
-        """Write one entry atomically (temporary file + `os.replace`)."""
-        vector = np.asarray(vector, dtype=np.float32)
+    def load(self, digest, variant):
+        """Return the cached vector of one variant, or `None` if missing or
+        corrupt."""
+        entry = self.load_entry(digest)
+        if entry is None or np.isnan(entry[variant, 0]):
+            return None
+        return entry[variant]
+
+    def store(self, digest, entry):
+        """Write the entry of a file digest atomically (temporary file +
+        `os.replace`), keeping rows that another run stored meanwhile."""
+        entry = np.asarray(entry, dtype=np.float32)
         if not self._key_written:
             info = {'architecture': self.architecture,
                     'weights_id': self.weights_id,
@@ -290,9 +312,17 @@ class BottleneckCache:
                          lambda tmp: Path(tmp).write_text(text),
                          make_parents=True)
             self._key_written = True
-        atomic_write(self.entry_path(digest, variant),
-                     lambda tmp: np.save(tmp, vector, allow_pickle=False),
+        existing = self.load_entry(digest, quiet=True)
+        if existing is not None:
+            todo = np.isnan(entry[:, 0])
+            entry = entry.copy()
+            entry[todo] = existing[todo]
+        atomic_write(self.entry_path(digest),
+                     lambda tmp: np.save(tmp, entry, allow_pickle=False),
                      make_parents=True)
+
+    def _empty_entry(self):
+        return np.full((N_VARIANTS, self.feature_length), np.nan, np.float32)
 
     # -- computing ---------------------------------------------------------
 
@@ -335,6 +365,7 @@ class BottleneckCache:
         result = BottleneckResult()
         missing = {}   # path -> [variant, ...]
         wanted = {}
+        entries = {}   # path -> its cache entry, completed as we go
         for path, path_variants in zip(paths, variants):
             if path in result.features or path in wanted:
                 continue
@@ -345,16 +376,18 @@ class BottleneckCache:
                 continue
             result.digests[path] = digest
             wanted[path] = tuple(path_variants)
+            entry = self.load_entry(digest)
+            entries[path] = self._empty_entry() if entry is None else entry
             vectors = {}
             for v in path_variants:
-                vector = self.load(digest, v)
-                if vector is None:
+                if np.isnan(entries[path][v, 0]):
                     missing.setdefault(path, []).append(v)
                 else:
-                    vectors[v] = vector
+                    vectors[v] = entries[path][v]
                     result.n_cached += 1
             result.features[path] = vectors
         total = sum(len(v) for v in missing.values())
+        remaining = {path: len(v) for path, v in missing.items()}
         if total:
             log.info('computing %d bottlenecks of %d files with %s',
                      total, len(missing), self.architecture)
@@ -367,14 +400,9 @@ class BottleneckCache:
             size = self.input_size
 
             def prepare(path):
-                # Reading, normalizing and the rotations/flips all happen
-                # here, in a worker thread, overlapped with the forward pass.
-                rgb = fits_to_rgb(path, settings=settings)
-                variants = np.empty((len(missing[path]), size, size, 3),
-                                    np.float32)
-                for i, v in enumerate(missing[path]):
-                    variants[i] = dihedral(rgb, v)
-                return variants
+                # Reading and normalizing happen here, in a worker thread,
+                # overlapped with the forward pass.
+                return fits_to_rgb(path, settings=settings)
 
             buffer = np.empty((batch_size, size, size, 3), np.float32)
             batch = []   # (path, variant) of the rows filled in buffer
@@ -387,9 +415,13 @@ class BottleneckCache:
                 features = np.asarray(forward(buffer[:len(batch)]),
                                       dtype=np.float32)
                 for (path, v), vector in zip(batch, features):
-                    writes.append(writer.submit(
-                        self.store, result.digests[path], v, vector))
+                    entries[path][v] = vector
                     result.features[path][v] = vector
+                    remaining[path] -= 1
+                    if not remaining[path]:  # all its variants: write
+                        writes.append(writer.submit(
+                            self.store, result.digests[path],
+                            entries[path].copy()))
                 result.n_computed += len(batch)
                 batch.clear()
                 if progress is not None:
@@ -413,8 +445,9 @@ class BottleneckCache:
                     del result.features[path]
                     total -= len(missing[path])
                     continue
-                for v, image in zip(missing[path], rgb):
-                    buffer[len(batch)] = image
+                for v in missing[path]:
+                    # The rotations/flips are views: one copy per variant.
+                    buffer[len(batch)] = dihedral(rgb, v)
                     batch.append((path, v))
                     if len(batch) >= batch_size:
                         flush()

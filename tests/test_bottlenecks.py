@@ -57,7 +57,7 @@ def test_dihedral_group():
     # 8 distinct images, each a permutation of the pixels.
     assert len({v.tobytes() for v in variants}) == 8
     for v in variants:
-        assert v.flags.c_contiguous
+        assert np.shares_memory(v, image)   # views: batches copy them once
         assert sorted(v.ravel()) == sorted(image.ravel())
     # 4 quarter turns give back the original; flips are involutions.
     x = image
@@ -111,7 +111,7 @@ def test_second_run_computes_nothing(images, tmp_path):
     cache = _cache(tmp_path)
     first = cache.get_features(images, variants=(0, 1, 2))
     assert (first.n_computed, first.n_cached) == (12, 0)
-    assert len(_entries(cache)) == 12
+    assert len(_entries(cache)) == 4   # one entry per file
     # A new cache object (a new run) on the same directory.
     second = _cache(tmp_path).get_features(images, variants=(0, 1, 2))
     assert (second.n_computed, second.n_cached) == (0, 12)
@@ -124,7 +124,19 @@ def test_second_run_computes_nothing(images, tmp_path):
     third = _cache(tmp_path).get_features([moved], variants=(0,))
     assert third.n_computed == 0
     # No temporary file is left behind.
-    assert not [p for p in cache.root.rglob('.tmp-*')]
+    assert not [p for p in cache.root.rglob('*.tmp*')]
+
+
+def test_new_variants_are_added_to_the_entry(images, tmp_path):
+    # Augmentation off, then on: only the new rotations/flips are computed.
+    first = _cache(tmp_path).get_features(images[:1], variants=(0,))
+    assert first.n_computed == 1
+    cache = _cache(tmp_path)
+    second = cache.get_features(images[:1], variants=(0, 1, 2))
+    assert (second.n_computed, second.n_cached) == (2, 1)
+    entry = cache.load_entry(second.digests[images[0]])
+    assert np.isfinite(entry[:3]).all() and np.isnan(entry[3:]).all()
+    np.testing.assert_array_equal(entry[0], first.features[images[0]][0])
 
 
 def test_changed_file_or_setting_recomputes_only_that(images, tmp_path):
@@ -149,9 +161,9 @@ def test_changed_file_or_setting_recomputes_only_that(images, tmp_path):
 def test_corrupt_entry_is_recomputed(images, tmp_path, caplog):
     cache = _cache(tmp_path)
     first = cache.get_features(images[:2])
-    entry = cache.entry_path(first.digests[images[0]], 0)
+    entry = cache.entry_path(first.digests[images[0]])
     entry.write_bytes(entry.read_bytes()[:100])      # truncated
-    entry2 = cache.entry_path(first.digests[images[1]], 0)
+    entry2 = cache.entry_path(first.digests[images[1]])
     np.save(entry2, np.zeros(7, np.float32))         # wrong shape
     again = _cache(tmp_path).get_features(images[:2])
     assert (again.n_computed, again.n_cached) == (2, 0)
@@ -199,5 +211,5 @@ def test_concurrent_writers_leave_valid_entries(images, tmp_path):
     assert not errors
     result = _cache(tmp_path).get_features(images, variants=(0, 3))
     assert result.n_computed == 0 and result.n_cached == 8
-    assert not [p for p in (tmp_path / 'cache').rglob('.tmp-*')]
+    assert not [p for p in (tmp_path / 'cache').rglob('*.tmp*')]
     assert all(os.path.getsize(p) > 0 for p in _entries(_cache(tmp_path)))

@@ -130,7 +130,7 @@ def test_predict_errors(clf, tmp_path):
 def test_save_roundtrip_and_labels_override(clf, tmp_path, files):
     out = tmp_path / 'copy.keras'
     clf.save(out)
-    assert not list(tmp_path.glob('.tmp-*'))
+    assert not list(tmp_path.glob('.*.tmp*'))
     again = ClusterClassifier.load(out)
     np.testing.assert_allclose(again.predict(files[:2]),
                                clf.predict(files[:2]), rtol=1e-6)

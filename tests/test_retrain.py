@@ -97,7 +97,7 @@ def test_output_files(retrain_result):
         'globular cluster\nopen cluster\n')
     assert retrain_result.output_graph.suffix == '.keras'
     folder = retrain_result.output_graph.parent
-    assert not list(folder.glob('.tmp-*'))
+    assert not list(folder.glob('.*.tmp*'))
 
 
 def test_second_run_uses_the_cache(retrain_result, small_dataset_dir,
