@@ -379,44 +379,55 @@ def _build_table(table, labels, probabilities, flags, *, model_id):
     return out
 
 
-def _predict_quietly(classifier, items, batch_size):
-    """Predict without one NonFinitePixelWarning per cutout: the flags of
-    the table already record partial cutouts and bad pixels."""
-    if not items:
-        return np.zeros((0, len(classifier.labels)))
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', NonFinitePixelWarning)
-        return classifier.predict(items, batch_size=batch_size)
+class _RowPredictor:
+    """Collect the sources of table rows and predict them in chunks, into
+    one ``(n_rows, n_classes)`` array (NaN for rows never added)."""
+
+    def __init__(self, classifier, n, *, batch_size, chunk, callback):
+        self.classifier = classifier
+        self.n = n
+        self.batch_size = batch_size
+        self.chunk = chunk
+        self.callback = callback
+        self.probabilities = np.full((n, len(classifier.labels)), np.nan)
+        self.pending, self.rows = [], []
+
+    def add(self, row, source):
+        self.pending.append(source)
+        self.rows.append(row)
+        if len(self.pending) >= self.chunk:
+            self.flush()
+
+    def flush(self):
+        if not self.pending:
+            return
+        # No NonFinitePixelWarning per cutout: the table's flags already
+        # record partial cutouts and bad pixels.
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', NonFinitePixelWarning)
+            self.probabilities[self.rows] = self.classifier.predict(
+                self.pending, batch_size=self.batch_size)
+        if self.callback is not None:
+            self.callback(self.rows[-1] + 1, self.n)
+        self.pending.clear()
+        self.rows.clear()
 
 
 def _classify_cutouts(classifier, table, image, *, ra, dec, size, hdu, batch_size,
                       max_bad_fraction, callback):
     n = len(table)
-    probabilities = np.full((n, len(classifier.labels)), np.nan)
+    predictor = _RowPredictor(classifier, n, batch_size=batch_size,
+                              chunk=4 * batch_size, callback=callback)
     flags = np.zeros(n, dtype=np.int16)
-    pending, rows = [], []
-    chunk = 4 * batch_size
-
-    def flush():
-        probabilities[rows] = _predict_quietly(classifier, pending, batch_size)
-        if callback is not None:
-            callback(rows[-1] + 1, n)
-        pending.clear()
-        rows.clear()
-
     results = iter_cutouts(image, table, size, hdu=hdu, ra=ra, dec=dec,
                            max_bad_fraction=max_bad_fraction)
     for row, result in enumerate(results):
         flags[row] = result.flag
         if result.flag & (CutoutFlag.OFF_IMAGE | CutoutFlag.BAD_PIXELS):
             continue
-        pending.append((result.cutout.data, result.cutout.wcs))
-        rows.append(row)
-        if len(pending) >= chunk:
-            flush()
-    if pending:
-        flush()
-    return probabilities, flags
+        predictor.add(row, (result.cutout.data, result.cutout.wcs))
+    predictor.flush()
+    return predictor.probabilities, flags
 
 
 def _classify_files(classifier, table, path_column, *, hdu, batch_size,
@@ -428,18 +439,11 @@ def _classify_files(classifier, table, path_column, *, hdu, batch_size,
         raise CatalogError(f'catalog has no column {path_column!r}; columns present: '
                            f'{", ".join(table.colnames) or "(none)"}')
     n = len(table)
-    probabilities = np.full((n, len(classifier.labels)), np.nan)
+    predictor = _RowPredictor(classifier, n, batch_size=batch_size,
+                              chunk=batch_size, callback=callback)
     flags = np.zeros(n, dtype=np.int16)
     column = table[path_column]
     mask = np.ma.getmaskarray(column)
-    pending, rows = [], []
-
-    def flush():
-        probabilities[rows] = _predict_quietly(classifier, pending, batch_size)
-        if callback is not None:
-            callback(rows[-1] + 1, n)
-        pending.clear()
-        rows.clear()
 
     def read(row):
         if mask[row]:
@@ -457,14 +461,10 @@ def _classify_files(classifier, table, path_column, *, hdu, batch_size,
         if bad > max_bad_fraction:
             flags[row] = CutoutFlag.BAD_PIXELS
             continue
-        pending.append((image.data, image.header) if image.header is not None
-                       else image.data)
-        rows.append(row)
-        if len(pending) >= batch_size:
-            flush()
-    if pending:
-        flush()
-    return probabilities, flags
+        predictor.add(row, (image.data, image.header)
+                      if image.header is not None else image.data)
+    predictor.flush()
+    return predictor.probabilities, flags
 
 
 def annotate_table(classifier, table, *, image=None, ra='ra', dec='dec', size=64,

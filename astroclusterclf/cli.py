@@ -32,6 +32,11 @@ def _add_flag(parser, name, **kwargs):
     parser.add_argument(*names, dest=name, **kwargs)
 
 
+def _hdu_arg(text):
+    """``--hdu`` value: an index or an EXTNAME."""
+    return int(text) if text.strip().lstrip('-').isdigit() else text
+
+
 class _RetrainPrinter:
     """Print what a retrain run reports: a progress bar while bottlenecks
     are computed, then one line per evaluation step, as the old tool did.
@@ -145,11 +150,6 @@ def _run_simulate(args):
 
 
 # -- retrain / label --------------------------------------------------------
-
-def _hdu_arg(text):
-    """``--hdu`` value: an index or an EXTNAME."""
-    return int(text) if text.strip().lstrip('-').isdigit() else text
-
 
 @_subcommand
 def _add_retrain(subparsers):
@@ -278,11 +278,6 @@ def _run_label(args):
 
 # -- annotate-fits / annotate-table -----------------------------------------
 
-def _annotate_hdu_arg(text):
-    """``--hdu`` value: an index or an EXTNAME."""
-    return int(text) if text.strip().lstrip('-').isdigit() else text
-
-
 @_subcommand
 def _add_annotate_fits(subparsers):
     p = subparsers.add_parser(
@@ -299,7 +294,7 @@ def _add_annotate_fits(subparsers):
               help='write annotated copies (same file names) into DIR')
     _add_flag(p, 'in_place', action='store_true',
               help='replace each file by its annotated version (atomically)')
-    p.add_argument('--hdu', type=_annotate_hdu_arg, default=None,
+    p.add_argument('--hdu', type=_hdu_arg, default=None,
                    help='HDU index or EXTNAME (default: the first image HDU)')
     p.add_argument('--overwrite', action='store_true',
                    help='replace existing files in --output-dir')
@@ -359,7 +354,7 @@ def _add_annotate_table(subparsers):
     p.add_argument('--size', default='64',
                    help='cutout size: pixels, or an angle such as "30 arcsec" '
                         '(default: %(default)s)')
-    p.add_argument('--hdu', type=_annotate_hdu_arg, default=None,
+    p.add_argument('--hdu', type=_hdu_arg, default=None,
                    help='HDU of the image (or of each file)')
     _add_flag(p, 'batch_size', type=int, default=32, metavar='N',
               help='images per forward pass (default: %(default)s)')
