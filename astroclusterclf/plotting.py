@@ -41,7 +41,8 @@ def _save(fig, path, dpi):
     if not path.parent.is_dir():
         raise AnnotationError(f'{path}: output folder {path.parent} does not exist')
     suffix = path.suffix.lstrip('.').lower() or 'png'
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format=suffix, dpi=dpi))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=suffix, dpi=dpi,
+                                               bbox_inches='tight'))
     return path
 
 
