@@ -410,6 +410,8 @@ class BottleneckCache:
             # file-system calls overlap the next forward pass.
             writer = concurrent.futures.ThreadPoolExecutor(1)
             writes = []
+            if progress is not None:
+                progress(0, total)
 
             def flush():
                 features = np.asarray(forward(buffer[:len(batch)]),

@@ -68,8 +68,7 @@ class _RetrainPrinter:
     def progress(self, done, total):
         from astropy.utils.console import ProgressBar
         if self._bar is None and done < total:
-            print(f'Computing {total - done} bottleneck(s) with '
-                  f'{self.architecture}')
+            print(f'Computing {total} bottleneck(s) with {self.architecture}')
             self._bar = ProgressBar(total).__enter__()
         if self._bar is not None:
             self._bar.update(done)

@@ -213,3 +213,18 @@ def test_concurrent_writers_leave_valid_entries(images, tmp_path):
     assert result.n_computed == 0 and result.n_cached == 8
     assert not [p for p in (tmp_path / 'cache').rglob('*.tmp*')]
     assert all(os.path.getsize(p) > 0 for p in _entries(_cache(tmp_path)))
+
+
+def test_progress_reports_from_zero_to_total(images, tmp_path):
+    calls = []
+    _cache(tmp_path).get_features(images, variants=(0, 1),
+                                  progress=lambda done, total: calls.append(
+                                      (done, total)))
+    assert calls[0] == (0, 8)
+    assert calls[-1] == (8, 8)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    # Nothing to compute: no progress at all.
+    calls.clear()
+    _cache(tmp_path).get_features(images, variants=(0, 1),
+                                  progress=lambda *a: calls.append(a))
+    assert calls == []
