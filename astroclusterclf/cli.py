@@ -454,8 +454,16 @@ def _run_demo(args):
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An `argparse.ArgumentParser` whose usage errors are one line."""
+
+    def error(self, message):
+        self.exit(2, f'{self.prog}: error: {message} (see {self.prog} '
+                     '--help)\n')
+
+
 def _build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog='astroclusterclf',
         description='Classify astronomical images by transfer learning.')
     parser.add_argument('--version', action='version',
@@ -478,11 +486,14 @@ def main(argv=None):
     Returns
     -------
     status : int
-        0 on success, 1 on a user error (printed as one line), 2 on a
-        usage error (printed by `argparse`).
+        0 on success, 1 on a user error, 2 on a usage error (wrong or
+        missing options); errors are printed as one line.
     """
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version or a usage error
+        return exc.code
     if args.command not in _WITHOUT_TENSORFLOW:
         import_tensorflow()
     try:

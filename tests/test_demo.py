@@ -79,3 +79,25 @@ def test_demo_cli_bad_workdir(tmp_path, capsys):
     assert status == 1
     assert 'Traceback' not in captured.err
     assert str(blocker) in captured.err
+
+
+@pytest.mark.parametrize('argv', [
+    ['label', '--image', 'x.fits'],                     # missing --graph
+    ['retrain', '--image_dir', 'd'],                    # missing --output_graph
+    ['annotate-table', '--graph', 'm.keras'],           # missing catalog
+    ['simulate', '--output', 'o', '--n-per-class', 'x'],
+    ['no-such-command'],
+])
+def test_cli_usage_errors_are_one_line(argv, capsys):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert len(captured.err.splitlines()) == 1
+    assert 'error:' in captured.err and '--help' in captured.err
+    assert 'Traceback' not in captured.err
+
+
+def test_cli_help_and_version(capsys):
+    assert main(['--version']) == 0
+    assert 'astroclusterclf' in capsys.readouterr().out
+    assert main(['label', '--help']) == 0
+    assert '--graph' in capsys.readouterr().out
