@@ -281,7 +281,7 @@ def annotate_fits(classifier, path, *, output=None, in_place=False, hdu=None,
         if target.exists():
             if target.resolve() == path.resolve():
                 raise AnnotationError(f'{target}: output is the input file; '
-                                      'use in_place=True to update it')
+                                      'use in_place=True (--in-place) to update it')
             if not overwrite:
                 raise AnnotationError(f'{target}: output file exists (use overwrite=True)')
 

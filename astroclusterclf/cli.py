@@ -371,7 +371,7 @@ def _run_annotate_table(args):
                            write_table)
     from .classifier import ClusterClassifier
     from .cutouts import parse_size
-    from .exceptions import AnnotationError
+    from .exceptions import AnnotationError, CatalogError
 
     if (args.image is None) == (args.path_column is None):
         raise AnnotationError('give exactly one of --image MOSAIC and --path-column COL')
@@ -385,11 +385,15 @@ def _run_annotate_table(args):
     check_table_output(args.output, format=args.format, overwrite=args.overwrite)
     classifier = ClusterClassifier.load(args.graph)
     with ProgressBar(len(catalog)) as bar:
-        table = annotate_table(classifier, catalog, image=args.image,
-                               path_column=args.path_column, ra=args.ra_column,
-                               dec=args.dec_column, size=size, hdu=args.hdu,
-                               batch_size=args.batch_size,
-                               callback=lambda done, total: bar.update(done))
+        try:
+            table = annotate_table(
+                classifier, catalog, image=args.image,
+                path_column=args.path_column, ra=args.ra_column,
+                dec=args.dec_column, size=size, hdu=args.hdu,
+                batch_size=args.batch_size,
+                callback=lambda done, total: bar.update(done))
+        except CatalogError as exc:  # name the catalog file
+            raise CatalogError(f'{args.catalog}: {exc}') from None
     write_table(table, args.output, format=args.format, overwrite=args.overwrite)
     classified = ~table['pred_class'].mask
     counts = ', '.join(f'{int((table["pred_class"][classified] == label).sum())} {label!r}'
