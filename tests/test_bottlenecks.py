@@ -1,5 +1,4 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-import contextlib
 import os
 import shutil
 import threading
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from helpers import recording as _recording
 from astroclusterclf.bottlenecks import (N_VARIANTS, BottleneckCache,
                                          cached_backbone, dihedral,
                                          file_sha256, forward_function,
@@ -17,16 +17,6 @@ from astroclusterclf.exceptions import SkippedFileWarning
 from astroclusterclf.preprocessing import NormalizationSettings, fits_to_rgb
 
 SIZE = 64   # small backbone input: fast, and the weights still apply
-
-
-@contextlib.contextmanager
-def _recording(category):
-    """Record warnings of ``category`` (like pytest.warns, without
-    re-emitting third-party deprecation warnings as errors)."""
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter('always', category)
-        yield record
-    assert any(issubclass(w.category, category) for w in record)
 
 
 @pytest.fixture

@@ -1,9 +1,7 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Tests of astroclusterclf.io.read_image on every input kind and error."""
 
-import contextlib
 import gzip
-import hashlib
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from astropy.wcs import WCS
 from numpy.testing import assert_allclose, assert_array_equal
 from PIL import Image
 
+from helpers import unchanged
 from astroclusterclf import (AstroClusterClfError, HDUNotFoundError, ImageData,
                              ImageReadError, InvalidImageError,
                              NoImageDataError, UnsupportedInputError,
@@ -44,18 +43,6 @@ def fits_path(tmp_path, image2d):
     path = tmp_path / 'image.fits'
     fits.PrimaryHDU(image2d, header=make_wcs().to_header()).writeto(path)
     return path
-
-
-def digest(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@contextlib.contextmanager
-def unchanged(path):
-    """Assert that the bytes of ``path`` are the same after the block."""
-    before = digest(path)
-    yield
-    assert digest(path) == before, f'{path} was modified'
 
 
 # -- extensions --------------------------------------------------------------

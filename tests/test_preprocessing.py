@@ -1,7 +1,6 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Tests of astroclusterclf.preprocessing: settings, normalization, resize."""
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -17,6 +16,7 @@ from astropy.visualization import (AsinhStretch, LinearStretch, LogStretch,
 from numpy.testing import assert_allclose, assert_array_equal
 from PIL import Image
 
+from helpers import unchanged
 from astroclusterclf import (BandSelectionError, ImageReadError,
                              InvalidImageError, NonFinitePixelWarning,
                              NormalizationError, NormalizationSettings,
@@ -26,17 +26,6 @@ from astroclusterclf.preprocessing import (COLOR_MODES, INTERVALS, STRETCHES,
 
 
 # -- helpers -----------------------------------------------------------------
-
-def digest(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@contextlib.contextmanager
-def unchanged(path):
-    """Assert that the bytes of ``path`` are the same after the block."""
-    before = digest(path)
-    yield
-    assert digest(path) == before, f'{path} was modified'
 
 
 def check_rgb(rgb, shape):

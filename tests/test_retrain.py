@@ -1,12 +1,11 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-import contextlib
 import shutil
 import sys
-import warnings
 
 import numpy as np
 import pytest
 
+from helpers import recording as _recording
 from astroclusterclf import cli
 from astroclusterclf.datasets import SPLITS
 from astroclusterclf.exceptions import DatasetError, SkippedFileWarning
@@ -14,16 +13,6 @@ from astroclusterclf.retrain import EvalStep, _class_weights, retrain
 
 LABELS = ['globular cluster', 'open cluster']
 SMALL = 64   # backbone input size of the extra runs below (fast)
-
-
-@contextlib.contextmanager
-def _recording(category):
-    """Record warnings of ``category`` (like pytest.warns, without
-    re-emitting third-party deprecation warnings as errors)."""
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter('always', category)
-        yield record
-    assert any(issubclass(w.category, category) for w in record)
 
 
 def _events(directory):
