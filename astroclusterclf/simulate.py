@@ -339,6 +339,24 @@ def _draw_observation(rng, size):
     return p
 
 
+def _observation_cards(header, obs, sky, bands, n_field, n_galaxies):
+    """Write the SIM* cards of the observing conditions (PSF, sky, noise,
+    saturation, field population) of an image or mosaic."""
+    psf = obs['psf'].lower()
+    header['SIMPSF'] = (psf.upper(), 'PSF profile')
+    header['SIMFWHM'] = (_fmt(obs['fwhm']), '[arcsec] PSF FWHM')
+    if psf == 'moffat':
+        header['SIMBETA'] = (_fmt(obs['moffat_beta']), 'Moffat beta')
+    header['SIMSKY'] = (_fmt(obs['sky']), '[mag/arcsec2] Sky brightness in r')
+    header['SIMSKYE'] = (_fmt(sky[0 if bands == 1 else 1], 2),
+                         '[electron] Sky level per pixel in r')
+    header['SIMRDN'] = (_fmt(obs['read_noise'], 3), '[electron] Read noise')
+    header['SIMSATUR'] = (_fmt(obs['saturation'] or 0.0, 1),
+                          '[electron] Full well (0: no saturation)')
+    header['SIMNFLD'] = (n_field, 'Field stars')
+    header['SIMNGAL'] = (n_galaxies, 'Background galaxies')
+
+
 def _draw_cluster(kind, rng, fov_scale):
     """Intrinsic and distance parameters of one cluster.  ``fov_scale`` is
     the field of view in units of 51.2 arcsec; distances scale inversely
@@ -764,18 +782,7 @@ def _simulate(kind, size, bands, seed, params):
     header['SIMFLUX'] = (_fmt(der['flux'], 1),
                          '[electron] Total r flux of the cluster')
     header['SIMMAG'] = (_fmt(der['mag']), '[mag] Total r magnitude of cluster')
-    header['SIMPSF'] = (psf_kind.upper(), 'PSF profile')
-    header['SIMFWHM'] = (_fmt(p['fwhm']), '[arcsec] PSF FWHM')
-    if psf_kind == 'moffat':
-        header['SIMBETA'] = (_fmt(p['moffat_beta']), 'Moffat beta')
-    header['SIMSKY'] = (_fmt(p['sky']), '[mag/arcsec2] Sky brightness in r')
-    header['SIMSKYE'] = (_fmt(sky[0 if bands == 1 else 1], 2),
-                         '[electron] Sky level per pixel in r')
-    header['SIMRDN'] = (_fmt(p['read_noise'], 3), '[electron] Read noise')
-    header['SIMSATUR'] = (_fmt(p['saturation'] or 0.0, 1),
-                          '[electron] Full well (0: no saturation)')
-    header['SIMNFLD'] = (p['n_field'], 'Field stars')
-    header['SIMNGAL'] = (p['n_galaxies'], 'Background galaxies')
+    _observation_cards(header, p, sky, bands, p['n_field'], p['n_galaxies'])
     _history(header)
     return data, header
 
@@ -1131,18 +1138,7 @@ def make_mosaic(directory, *, n_clusters=24, shape=(2048, 2048), seed=0,
     header['SIMNCLUS'] = (n_clusters, 'Injected clusters')
     header['SIMCLSIZ'] = (cluster_size,
                           '[pix] Size the clusters are drawn for')
-    header['SIMPSF'] = (obs['psf'].upper(), 'PSF profile')
-    header['SIMFWHM'] = (_fmt(obs['fwhm']), '[arcsec] PSF FWHM')
-    if obs['psf'] == 'moffat':
-        header['SIMBETA'] = (_fmt(obs['moffat_beta']), 'Moffat beta')
-    header['SIMSKY'] = (_fmt(obs['sky']), '[mag/arcsec2] Sky brightness in r')
-    header['SIMSKYE'] = (_fmt(sky[0 if bands == 1 else 1], 2),
-                         '[electron] Sky level per pixel in r')
-    header['SIMRDN'] = (_fmt(obs['read_noise'], 3), '[electron] Read noise')
-    header['SIMSATUR'] = (_fmt(obs['saturation'] or 0.0, 1),
-                          '[electron] Full well (0: no saturation)')
-    header['SIMNFLD'] = (n_field, 'Field stars')
-    header['SIMNGAL'] = (n_gal, 'Background galaxies')
+    _observation_cards(header, obs, sky, bands, n_field, n_gal)
     _history(header)
 
     mosaic_path = directory / 'mosaic.fits'

@@ -119,10 +119,6 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None):
     return data
 
 
-def _ordered_dict(*args, **kwargs):
-    return collections.OrderedDict(*args, **kwargs)
-
-
 class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that only knows the records of a tensor state dict."""
 
