@@ -41,15 +41,18 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.table import Column, MaskedColumn, Table
 
+from astropy.io import registry
+
 from ._atomic import atomic_write
 from .cutouts import FLAG_DESCRIPTION, CutoutFlag, iter_cutouts
 from .exceptions import (AnnotationError, AstroClusterClfError, CatalogError,
-                         HDUNotFoundError, ImageReadError,
-                         NonFinitePixelWarning, NoImageDataError)
+                         ImageReadError, NonFinitePixelWarning, OutputError)
+from .io import read_image, resolve_image
+from .parallel import prefetch_map
+from .version import __version__
 
-__all__ = ['CARD_KEYWORDS', 'FitsAnnotation', 'annotate_header', 'annotate_fits',
-           'annotate_table', 'probability_column_name', 'read_catalog',
-           'check_table_output', 'write_table']
+__all__ = ['FitsAnnotation', 'annotate_header', 'annotate_fits', 'annotate_table',
+           'probability_column_name', 'read_catalog', 'write_table']
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +171,6 @@ def annotate_header(header, probabilities, labels, *, model_id, date=None):
     CLSPRB2 =                  0.1 / P(open cluster)
     HISTORY astroclusterclf ... classified this HDU 2025-01-01T00:00:00 UTC
     """
-    from . import __version__
-
     if not isinstance(header, fits.Header):
         raise AnnotationError(f'expected a FITS Header, got {type(header).__name__}')
     probabilities, labels = _validate(probabilities, labels)
@@ -200,26 +201,12 @@ def annotate_header(header, probabilities, labels, *, model_id, date=None):
 
 
 def _image_hdu_index(path, hdu):
-    """Index of the HDU to classify, chosen as the reader chooses it."""
-    from .io import _is_image_hdu
-
-    name = os.fspath(path)
-    try:
-        with fits.open(path, mode='readonly', lazy_load_hdus=True) as hdul:
-            if hdu is not None:
-                try:
-                    index = hdul.index_of(hdu)
-                    hdul[index]
-                except (KeyError, IndexError):
-                    raise HDUNotFoundError(
-                        f'{name}: no HDU {hdu!r} (the file has {len(hdul)} HDUs)') from None
-                return index
-            for index, candidate in enumerate(hdul):
-                if _is_image_hdu(candidate):
-                    return index
-    except (OSError, ValueError, TypeError, EOFError) as exc:
-        raise ImageReadError(f'{name}: not a valid FITS file ({exc})') from None
-    raise NoImageDataError(f'{name}: no HDU holds image data')
+    """Index of the HDU to classify, chosen by the one resolver."""
+    with resolve_image(path, hdu=hdu) as resolved:
+        if resolved.index is None:
+            raise AnnotationError(f'{os.fspath(path)}: not a FITS file; only FITS '
+                                  'headers can be annotated')
+        return resolved.index
 
 
 def annotate_fits(classifier, path, *, output=None, in_place=False, hdu=None,
@@ -258,9 +245,11 @@ def annotate_fits(classifier, path, *, output=None, in_place=False, hdu=None,
     Raises
     ------
     AnnotationError
-        Both or neither of ``output`` and ``in_place``; ``output`` exists
-        (without ``overwrite``), is the input file, or its folder does not
-        exist; the annotated file would not be valid FITS.
+        Both or neither of ``output`` and ``in_place``; the file is not
+        FITS; the annotated file would not be valid FITS.
+    OutputError
+        ``output`` exists (without ``overwrite``), is the input file, or
+        its folder does not exist.
     ImageReadError, HDUNotFoundError, NoImageDataError
         If the file cannot be read.
     """
@@ -277,13 +266,13 @@ def annotate_fits(classifier, path, *, output=None, in_place=False, hdu=None,
         target = Path(output)
         mode = None
         if not target.parent.is_dir():
-            raise AnnotationError(f'{target}: output folder {target.parent} does not exist')
+            raise OutputError(f'{target}: output folder {target.parent} does not exist')
         if target.exists():
             if target.resolve() == path.resolve():
-                raise AnnotationError(f'{target}: output is the input file; '
-                                      'use in_place=True (--in-place) to update it')
+                raise OutputError(f'{target}: output is the input file; '
+                                  'use in_place=True (--in-place) to update it')
             if not overwrite:
-                raise AnnotationError(f'{target}: output file exists (use overwrite=True)')
+                raise OutputError(f'{target}: output file exists (use overwrite=True)')
 
     index = _image_hdu_index(path, hdu)
     probabilities = classifier.predict(os.fspath(path), hdu=index)[0]
@@ -342,8 +331,6 @@ def _probability_columns(labels):
 def _build_table(table, labels, probabilities, flags, *, model_id):
     """A copy of ``table`` with the prediction columns (unclassified rows,
     NaN probabilities, masked)."""
-    from . import __version__
-
     out = table.copy(copy_data=True)
     n = len(table)
     valid = np.all(np.isfinite(probabilities), axis=1) if n else np.zeros(0, bool)
@@ -383,12 +370,12 @@ class _RowPredictor:
     """Collect the sources of table rows and predict them in chunks, into
     one ``(n_rows, n_classes)`` array (NaN for rows never added)."""
 
-    def __init__(self, classifier, n, *, batch_size, chunk, callback):
+    def __init__(self, classifier, n, *, batch_size, chunk, progress):
         self.classifier = classifier
         self.n = n
         self.batch_size = batch_size
         self.chunk = chunk
-        self.callback = callback
+        self.progress = progress
         self.probabilities = np.full((n, len(classifier.labels)), np.nan)
         self.pending, self.rows = [], []
 
@@ -407,17 +394,17 @@ class _RowPredictor:
             warnings.simplefilter('ignore', NonFinitePixelWarning)
             self.probabilities[self.rows] = self.classifier.predict(
                 self.pending, batch_size=self.batch_size)
-        if self.callback is not None:
-            self.callback(self.rows[-1] + 1, self.n)
+        if self.progress is not None:
+            self.progress(self.rows[-1] + 1, self.n)
         self.pending.clear()
         self.rows.clear()
 
 
 def _classify_cutouts(classifier, table, image, *, ra, dec, size, hdu, batch_size,
-                      max_bad_fraction, callback):
+                      max_bad_fraction, progress):
     n = len(table)
     predictor = _RowPredictor(classifier, n, batch_size=batch_size,
-                              chunk=4 * batch_size, callback=callback)
+                              chunk=4 * batch_size, progress=progress)
     flags = np.zeros(n, dtype=np.int16)
     results = iter_cutouts(image, table, size, hdu=hdu, ra=ra, dec=dec,
                            max_bad_fraction=max_bad_fraction)
@@ -431,16 +418,13 @@ def _classify_cutouts(classifier, table, image, *, ra, dec, size, hdu, batch_siz
 
 
 def _classify_files(classifier, table, path_column, *, hdu, batch_size,
-                    max_bad_fraction, callback):
-    from .bottlenecks import prefetch_map
-    from .io import read_image
-
+                    max_bad_fraction, progress):
     if path_column not in table.colnames:
         raise CatalogError(f'catalog has no column {path_column!r}; columns present: '
                            f'{", ".join(table.colnames) or "(none)"}')
     n = len(table)
     predictor = _RowPredictor(classifier, n, batch_size=batch_size,
-                              chunk=batch_size, callback=callback)
+                              chunk=batch_size, progress=progress)
     flags = np.zeros(n, dtype=np.int16)
     column = table[path_column]
     mask = np.ma.getmaskarray(column)
@@ -469,7 +453,7 @@ def _classify_files(classifier, table, path_column, *, hdu, batch_size,
 
 def annotate_table(classifier, table, *, image=None, ra='ra', dec='dec', size=64,
                    path_column=None, hdu=None, batch_size=32, max_bad_fraction=0.5,
-                   callback=None):
+                   progress=None):
     """Classify the rows of a catalog and return it with prediction columns.
 
     Either cut out each row's sky position from a large ``image`` (read
@@ -499,8 +483,8 @@ def annotate_table(classifier, table, *, image=None, ra='ra', dec='dec', size=64
         Rows whose cutout or file has a larger fraction of non-finite
         pixels (counting the fill of a partial cutout) are not classified
         and get flag 4.
-    callback : callable, optional
-        Called as ``callback(rows_done, rows_total)`` as rows are done
+    progress : callable, optional
+        Called as ``progress(rows_done, rows_total)`` as rows are done
         (e.g. to drive a progress bar).
 
     Returns
@@ -534,13 +518,13 @@ def annotate_table(classifier, table, *, image=None, ra='ra', dec='dec', size=64
         probabilities, flags = _classify_cutouts(
             classifier, table, image, ra=ra, dec=dec, size=size, hdu=hdu,
             batch_size=batch_size, max_bad_fraction=max_bad_fraction,
-            callback=callback)
+            progress=progress)
     else:
         probabilities, flags = _classify_files(
             classifier, table, path_column, hdu=hdu, batch_size=batch_size,
-            max_bad_fraction=max_bad_fraction, callback=callback)
-    if callback is not None:
-        callback(len(table), len(table))
+            max_bad_fraction=max_bad_fraction, progress=progress)
+    if progress is not None:
+        progress(len(table), len(table))
     return _build_table(table, classifier.labels, probabilities, flags,
                         model_id=classifier.model_id)
 
@@ -595,7 +579,7 @@ def check_table_output(path, *, format=None, overwrite=False):
 
     Raises
     ------
-    AnnotationError
+    OutputError
         The folder does not exist, the file exists (without
         ``overwrite``) or is a folder, or the format is unknown.
 
@@ -605,18 +589,16 @@ def check_table_output(path, *, format=None, overwrite=False):
     >>> check_table_output('catalog.ecsv'), check_table_output('catalog.vot')
     ('ascii.ecsv', 'votable')
     """
-    from astropy.io import registry
-
     path = Path(path)
     if not path.parent.is_dir():
-        raise AnnotationError(f'{path}: output folder {path.parent} does not exist')
+        raise OutputError(f'{path}: output folder {path.parent} does not exist')
     if path.is_dir():
-        raise AnnotationError(f'{path}: is a folder')
+        raise OutputError(f'{path}: is a folder')
     if path.exists() and not overwrite:
-        raise AnnotationError(f'{path}: output file exists (use overwrite)')
+        raise OutputError(f'{path}: output file exists (use overwrite)')
     if format is not None:
         if format not in registry.get_formats(Table, 'Write')['Format']:
-            raise AnnotationError(f'{path}: unknown table format {format!r}')
+            raise OutputError(f'{path}: unknown table format {format!r}')
         return format
     if path.suffix.lower() in _VOTABLE_SUFFIXES:
         # astropy identifies VOTables only when reading
@@ -628,8 +610,8 @@ def check_table_output(path, *, format=None, overwrite=False):
     if len(formats) != 1:
         problem = ('cannot tell the table format from the extension' if not formats
                    else f'ambiguous table format ({", ".join(formats)})')
-        raise AnnotationError(f'{path}: {problem}; use .ecsv, .fits, .xml or .vot '
-                              '(VOTable), .csv, ... or give the format')
+        raise OutputError(f'{path}: {problem}; use .ecsv, .fits, .xml or .vot '
+                          '(VOTable), .csv, ... or give the format')
     return formats[0]
 
 
@@ -650,7 +632,7 @@ def write_table(table, path, *, format=None, overwrite=False):
 
     Raises
     ------
-    AnnotationError
+    OutputError
         The file exists (without ``overwrite``), its folder does not
         exist, the format is unknown, or the table cannot be written in
         that format.
@@ -667,7 +649,7 @@ def write_table(table, path, *, format=None, overwrite=False):
         raise
     except Exception as exc:  # the writers raise many types
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AnnotationError(f'{path}: cannot write the table as {format} '
-                              f'({message})') from None
+        raise OutputError(f'{path}: cannot write the table as {format} '
+                          f'({message})') from None
     log.info('wrote %s (%s, %d rows)', path, format, len(table))
     return path

@@ -11,171 +11,40 @@ in batches, and stored on disk under a key made of
 - the normalization settings (`NormalizationSettings.cache_key`),
 - the backbone name and weights hash (`astroclusterclf.backbones.weights_id`),
 - the augmentation variant (one of the 8 rotations/flips of the dihedral
-  group, see `dihedral`).
+  group, see `astroclusterclf.augment.dihedral`).
 
 Entries are written to a temporary file and renamed into place, so two
 runs sharing a cache, or a run killed midway, never leave a partial
 entry; an entry that does not load as the expected vector is recomputed.
-
-Examples
---------
->>> import numpy as np
->>> from astroclusterclf.bottlenecks import dihedral
->>> image = np.arange(4.).reshape(2, 2, 1)
->>> [dihedral(image, k)[..., 0].tolist() for k in (0, 1, 4)]
-[[[0.0, 1.0], [2.0, 3.0]], [[1.0, 3.0], [0.0, 2.0]], [[1.0, 0.0], [3.0, 2.0]]]
 """
 
-import collections
 import concurrent.futures
 import hashlib
 import json
 import logging
-import os
-import threading
 import warnings
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import backbones
 from ._atomic import atomic_write
-from .exceptions import AstroClusterClfError, SkippedFileWarning
+from .augment import N_VARIANTS, dihedral
+from .config import cache_dir
+from .exceptions import AstroClusterClfError, ParameterError, SkippedFileWarning
+from .forward import forward_function
+from .hashing import file_sha256
+from .parallel import prefetch_map
+from .preprocessing import NormalizationSettings, fits_to_rgb
 
-__all__ = ['N_VARIANTS', 'dihedral', 'file_sha256', 'prefetch_map',
-           'cached_backbone', 'forward_function', 'BottleneckResult',
-           'BottleneckCache', 'default_bottleneck_dir']
+__all__ = ['BottleneckCache', 'BottleneckResult', 'default_bottleneck_dir']
 
 log = logging.getLogger(__name__)
-
-#: Number of augmentation variants: the 8 elements of the dihedral group.
-N_VARIANTS = 8
-
-
-def dihedral(image, variant):
-    """Return one of the 8 rotations/flips of an image.
-
-    Parameters
-    ----------
-    image : `~numpy.ndarray`
-        Array whose first two axes are (y, x), e.g. ``(H, W, 3)``.
-    variant : int
-        0-3: rotation by ``90 * variant`` degrees counter-clockwise;
-        4-7: the same rotations of the left-right mirrored image.
-
-    Returns
-    -------
-    out : `~numpy.ndarray`
-        A view of ``image`` (no copy: callers copy it once into their
-        batch).
-    """
-    variant = int(variant)
-    if not 0 <= variant < N_VARIANTS:
-        raise ValueError(f'variant must be in 0..7, got {variant}')
-    if variant == 0:
-        return image
-    out = image[:, ::-1] if variant >= 4 else image
-    return np.rot90(out, variant % 4, axes=(0, 1))
-
-
-def file_sha256(path, *, chunk_size=1 << 20):
-    """Return the hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while chunk := f.read(chunk_size):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def prefetch_map(func, items, *, workers=None, lookahead=None):
-    """Apply ``func`` to ``items`` in a thread pool, yielding in order.
-
-    At most ``lookahead`` calls are in flight, so memory stays bounded
-    while the caller (e.g. a forward pass, which releases the GIL) works
-    on earlier results.
-
-    Yields
-    ------
-    item, result, error
-        ``error`` is the exception ``func(item)`` raised (then ``result``
-        is `None`); exceptions are not raised here so the caller decides.
-    """
-    workers = workers or min(4, os.cpu_count() or 1)
-    lookahead = lookahead or 4 * workers
-    items = iter(items)
-    pending = collections.deque()
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        def fill():
-            while len(pending) < lookahead:
-                try:
-                    item = next(items)
-                except StopIteration:
-                    return
-                pending.append((item, pool.submit(func, item)))
-        fill()
-        try:
-            while pending:
-                item, future = pending.popleft()
-                fill()
-                try:
-                    yield item, future.result(), None
-                except Exception as exc:  # handed to the caller
-                    yield item, None, exc
-        finally:
-            for _, future in pending:
-                future.cancel()
-
-
-_BACKBONES = {}
-_BACKBONES_LOCK = threading.Lock()
-
-
-def cached_backbone(architecture, weights='imagenet', input_size=None):
-    """Return a frozen backbone model, built once per process.
-
-    The instance is shared: do not train it (fine-tuning builds its own
-    with `astroclusterclf.backbones.get_backbone`).
-    """
-    from . import backbones
-
-    key = (architecture, str(weights), input_size)
-    with _BACKBONES_LOCK:
-        if key not in _BACKBONES:
-            _BACKBONES[key] = backbones.get_backbone(
-                architecture, weights=weights, trainable=False,
-                input_size=input_size)
-        return _BACKBONES[key]
-
-
-_FORWARD = weakref.WeakKeyDictionary()
-
-
-def forward_function(model):
-    """Return a `tf.function` computing ``model(x, training=False)`` for
-    any batch size, traced once per model (and forgotten with it)."""
-    import tensorflow as tf
-
-    try:
-        return _FORWARD[model]
-    except KeyError:
-        pass
-    shape = tuple(model.inputs[0].shape[1:])
-    ref = weakref.ref(model)   # the function must not keep the model alive
-
-    @tf.function(input_signature=[tf.TensorSpec((None,) + shape,
-                                                tf.float32)],
-                 reduce_retracing=True)
-    def forward(x):
-        return ref()(x, training=False)
-    _FORWARD[model] = forward
-    return forward
 
 
 def default_bottleneck_dir():
     """Return ``<cache dir>/bottlenecks`` (see `astroclusterclf.config`)."""
-    from .config import cache_dir
-
     return cache_dir() / 'bottlenecks'
 
 
@@ -224,9 +93,6 @@ class BottleneckCache:
 
     def __init__(self, directory=None, *, architecture='efficientnet_lite0',
                  weights='imagenet', settings=None, input_size=None):
-        from . import backbones
-        from .preprocessing import NormalizationSettings
-
         spec = backbones.get_spec(architecture)
         if settings is None:
             settings = NormalizationSettings()
@@ -355,13 +221,12 @@ class BottleneckCache:
         SkippedFileWarning
             For each file that cannot be read (named, with the reason).
         """
-        from .preprocessing import fits_to_rgb
-
         paths = [Path(p) for p in paths]
         if variants and isinstance(variants[0], (int, np.integer)):
             variants = [tuple(variants)] * len(paths)
         if len(variants) != len(paths):
-            raise ValueError('variants must be one tuple or one per path')
+            raise ParameterError('variants must be one tuple or one per path, got '
+                                 f'{len(variants)} for {len(paths)} paths')
         result = BottleneckResult()
         missing = {}   # path -> [variant, ...]
         wanted = {}
@@ -391,7 +256,7 @@ class BottleneckCache:
         if total:
             log.info('computing %d bottlenecks of %d files with %s',
                      total, len(missing), self.architecture)
-            forward = forward_function(cached_backbone(
+            forward = forward_function(backbones.shared_backbone(
                 self.architecture, self.weights,
                 None if self.input_size == self._default_size
                 else self.input_size))

@@ -20,6 +20,8 @@ Classify a FITS file with a model written by `astroclusterclf.retrain`::
     >>> clf = ClusterClassifier.load('model.keras')  # doctest: +SKIP
     >>> clf.classify('m13.fits')  # doctest: +SKIP
     ('globular cluster', 0.99...)
+
+`ClusterClassifier` has a complete, executed example on a tiny model.
 """
 
 import datetime
@@ -33,12 +35,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_write
-from .bottlenecks import N_VARIANTS, dihedral, forward_function, prefetch_map
-from .exceptions import ModelFileError
+from astropy.io import fits
+from astropy.wcs import WCS
 
-__all__ = ['ClusterClassifier', 'read_labels', 'METADATA_MEMBER',
-           'FORMAT_VERSION']
+from ._atomic import atomic_write
+from .augment import N_VARIANTS, dihedral
+from .exceptions import ModelFileError
+from .forward import forward_function
+from .hashing import file_sha256
+from .parallel import prefetch_map
+from .preprocessing import NormalizationSettings, fits_to_rgb
+from .version import __version__
+
+__all__ = ['ClusterClassifier', 'read_labels']
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +60,6 @@ FORMAT_VERSION = 1
 
 def _is_single_source(sources):
     """Whether ``sources`` is one image source rather than a list."""
-    from astropy.io import fits
-    from astropy.wcs import WCS
-
     if isinstance(sources, (str, os.PathLike, np.ndarray, fits.HDUList)):
         return True
     if isinstance(sources, tuple):
@@ -111,13 +117,50 @@ class ClusterClassifier:
     metadata : dict, optional
         Further metadata (``backbone_weights``, ``package_version``,
         ``created``, ...), stored in the model file.
+
+    Examples
+    --------
+    A tiny model (a real retrained one is ``retrain(...).classifier`` or
+    `ClusterClassifier.load`): the mean brightness of the normalized image
+    decides between two classes.
+
+    >>> import numpy as np
+    >>> import keras
+    >>> from astroclusterclf import ClusterClassifier
+    >>> inputs = keras.Input((32, 32, 3))
+    >>> mean = keras.layers.GlobalAveragePooling2D()(inputs)
+    >>> head = keras.layers.Dense(2, activation='softmax')
+    >>> model = keras.Model(inputs, head(mean))
+    >>> head.set_weights([np.array([[4., -4.]] * 3), np.array([-2., 2.])])
+    >>> clf = ClusterClassifier(model, ['bright', 'faint'])
+    >>> clf
+    <ClusterClassifier unknown labels=['bright', 'faint']>
+    >>> clf.settings.size
+    (32, 32)
+
+    Any image source works: here a 2-D array, normalized as the settings
+    say (zscale interval, asinh stretch) and resized to 32 x 32.
+
+    >>> yy, xx = np.mgrid[:64, :64]
+    >>> star = 1000 * np.exp(-((xx - 32) ** 2 + (yy - 32) ** 2) / 50) + 10
+    >>> label, p = clf.classify(star)
+    >>> label, round(p, 2)
+    ('bright', 0.82)
+    >>> clf.predict([star, star + 5]).shape
+    (2, 2)
+
+    Saved models carry their labels and normalization:
+
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     clf.save(pathlib.Path(tmp) / 'tiny.keras')
+    ...     again = ClusterClassifier.load(pathlib.Path(tmp) / 'tiny.keras')
+    ...     print(again.labels, again.classify(star)[0])
+    ['bright', 'faint'] bright
     """
 
     def __init__(self, model, labels, *, settings=None, backbone='unknown',
                  metadata=None):
-        from . import __version__
-        from .preprocessing import NormalizationSettings
-
         if settings is None:
             settings = NormalizationSettings()
         elif isinstance(settings, dict):
@@ -272,7 +315,6 @@ class ClusterClassifier:
         cards); ``'unsaved:<hash of the weights>'`` before `save`."""
         if self.path is not None and Path(self.path).is_file():
             if self._file_sha256 is None:
-                from .bottlenecks import file_sha256
                 self._file_sha256 = file_sha256(self.path)
             return f'{Path(self.path).stem}:{self._file_sha256[:12]}'
         h = hashlib.sha256(json.dumps(self.labels).encode())
@@ -307,8 +349,6 @@ class ClusterClassifier:
             ``(N, n_classes)`` (N = 1 for a single source), columns in
             the order of `labels`.
         """
-        from .preprocessing import fits_to_rgb
-
         items = [sources] if _is_single_source(sources) else list(sources)
         variants = range(N_VARIANTS) if tta else (0,)
         forward = forward_function(self.model)
@@ -363,30 +403,3 @@ class ClusterClassifier:
     def top_k(self, source, k=5, *, hdu=None):
         """Return the ``k`` best ``(label, probability)`` of one image."""
         return self.rank(self.predict(source, hdu=hdu)[0], k)
-
-    # -- annotation (see annotate.py)
-
-    def annotate_header(self, header, probabilities):
-        """Write this model's ``CLS*`` cards for ``probabilities`` (one row
-        of `predict`) into ``header``; see
-        `astroclusterclf.annotate.annotate_header`."""
-        from .annotate import annotate_header
-        return annotate_header(header, probabilities, self.labels,
-                               model_id=self.model_id)
-
-    def annotate_fits(self, path, *, output=None, in_place=False, hdu=None,
-                      overwrite=False):
-        """Classify a FITS file and write the result into its header; see
-        `astroclusterclf.annotate.annotate_fits`."""
-        from .annotate import annotate_fits
-        return annotate_fits(self, path, output=output, in_place=in_place,
-                             hdu=hdu, overwrite=overwrite)
-
-    def annotate_table(self, table, *, image=None, ra='ra', dec='dec', size=64,
-                       path_column=None, hdu=None, batch_size=32, **options):
-        """Classify the rows of a catalog (cutouts of ``image`` or files of
-        ``path_column``); see `astroclusterclf.annotate.annotate_table`."""
-        from .annotate import annotate_table
-        return annotate_table(self, table, image=image, ra=ra, dec=dec,
-                              size=size, path_column=path_column, hdu=hdu,
-                              batch_size=batch_size, **options)

@@ -9,11 +9,24 @@ standard error with exit status 1, never as a traceback.
 """
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
-from . import __version__
+from astropy.utils.console import ProgressBar
+
 from ._quiet import import_tensorflow
-from .exceptions import AstroClusterClfError
+from .annotate import (annotate_fits, annotate_table, check_table_output,
+                       read_catalog, write_table)
+from .classifier import ClusterClassifier
+from .cutouts import parse_size
+from .datasets import image_files
+from .demo import run_demo
+from .exceptions import (AnnotationError, AstroClusterClfError, CatalogError,
+                         DatasetError, ParameterError)
+from .retrain import retrain
+from .simulate import make_dataset
+from .version import __version__
 
 __all__ = ['main']
 
@@ -66,7 +79,6 @@ class _RetrainPrinter:
         print(line)
 
     def progress(self, done, total):
-        from astropy.utils.console import ProgressBar
         if self._bar is None and done < total:
             print(f'Computing {total} bottleneck(s) with {self.architecture}')
             self._bar = ProgressBar(total).__enter__()
@@ -131,9 +143,6 @@ def _add_simulate(subparsers):
 
 
 def _run_simulate(args):
-    from astropy.utils.console import ProgressBar
-
-    from .simulate import make_dataset
     formats = tuple(args.formats or ('fits',))
     with ProgressBar(2 * max(args.n_per_class, 0)) as bar:
         files = make_dataset(args.output, n_per_class=args.n_per_class,
@@ -198,27 +207,27 @@ def _add_retrain(subparsers):
 
 
 def _run_retrain(args):
-    from .retrain import retrain
-
+    # The old tool's option names map onto the Python API's here, and
+    # only here.
     with _RetrainPrinter(args.architecture) as printer:
         result = retrain(
-            args.image_dir, output_graph=args.output_graph,
-            output_labels=args.output_labels,
+            args.image_dir, output=args.output_graph,
+            labels_output=args.output_labels,
             architecture=args.architecture,
-            how_many_training_steps=args.how_many_training_steps,
+            steps=args.how_many_training_steps,
             learning_rate=args.learning_rate,
-            train_batch_size=args.train_batch_size,
+            batch_size=args.train_batch_size,
             testing_percentage=args.testing_percentage,
             validation_percentage=args.validation_percentage,
             bottleneck_dir=args.bottleneck_dir,
             summaries_dir=args.summaries_dir, augment=args.augment,
-            fine_tune=args.fine_tune, random_seed=args.random_seed,
-            eval_step_interval=args.eval_step_interval,
+            fine_tune=args.fine_tune, seed=args.random_seed,
+            eval_interval=args.eval_step_interval,
             callback=printer.eval_step, progress=printer.progress)
     print(result.report())
-    written = f'Wrote {result.output_graph}'
-    if result.output_labels is not None:
-        written += f' and {result.output_labels}'
+    written = f'Wrote {result.output}'
+    if result.labels_output is not None:
+        written += f' and {result.labels_output}'
     print(written)
     return 0
 
@@ -250,12 +259,6 @@ def _add_label(subparsers):
 
 
 def _run_label(args):
-    import os
-
-    from .classifier import ClusterClassifier
-    from .datasets import image_files
-    from .exceptions import DatasetError
-
     clf = ClusterClassifier.load(args.graph, labels=args.labels)
     files = []
     for name in args.images:
@@ -301,12 +304,6 @@ def _add_annotate_fits(subparsers):
 
 
 def _run_annotate_fits(args):
-    from pathlib import Path
-
-    from .annotate import annotate_fits
-    from .classifier import ClusterClassifier
-    from .exceptions import AnnotationError
-
     if (args.output_dir is None) == (not args.in_place):
         raise AnnotationError('give exactly one of --output-dir DIR and --in-place')
     if args.output_dir is not None and not Path(args.output_dir).is_dir():
@@ -365,22 +362,14 @@ def _add_annotate_table(subparsers):
 
 
 def _run_annotate_table(args):
-    from astropy.utils.console import ProgressBar
-
-    from .annotate import (annotate_table, check_table_output, read_catalog,
-                           write_table)
-    from .classifier import ClusterClassifier
-    from .cutouts import parse_size
-    from .exceptions import AnnotationError, CatalogError
-
     if (args.image is None) == (args.path_column is None):
         raise AnnotationError('give exactly one of --image MOSAIC and --path-column COL')
     try:
         size = parse_size(args.size)
-    except ValueError as exc:
-        raise AnnotationError(f'--size: {exc}') from None
+    except ParameterError as exc:
+        raise ParameterError(f'--size: {exc}') from None
     if args.batch_size < 1:
-        raise AnnotationError(f'--batch-size must be positive, got {args.batch_size}')
+        raise ParameterError(f'--batch-size must be positive, got {args.batch_size}')
     catalog = read_catalog(args.catalog)
     check_table_output(args.output, format=args.format, overwrite=args.overwrite)
     classifier = ClusterClassifier.load(args.graph)
@@ -391,7 +380,7 @@ def _run_annotate_table(args):
                 path_column=args.path_column, ra=args.ra_column,
                 dec=args.dec_column, size=size, hdu=args.hdu,
                 batch_size=args.batch_size,
-                callback=lambda done, total: bar.update(done))
+                progress=lambda done, total: bar.update(done))
         except CatalogError as exc:  # name the catalog file
             raise CatalogError(f'{args.catalog}: {exc}') from None
     write_table(table, args.output, format=args.format, overwrite=args.overwrite)
@@ -434,15 +423,13 @@ def _add_demo(subparsers):
 
 
 def _run_demo(args):
-    from .demo import run_demo
-
     with _RetrainPrinter('efficientnet_lite0') as printer:
         result = run_demo(
             args.workdir, n_per_class=args.n_per_class,
             n_clusters=args.n_clusters, mosaic_size=args.mosaic_size,
             steps=args.how_many_training_steps, seed=args.seed,
             echo=printer.echo, progress=printer.progress,
-            eval_callback=printer.eval_step)
+            callback=printer.eval_step)
     print()
     print(f'Done.  Final test accuracy {result.retrain.test_accuracy:.1%}; '
           f'catalog accuracy against the simulated truth '

@@ -25,24 +25,21 @@ bitwise OR of
 
 import enum
 import logging
-import os
 from typing import NamedTuple
 
 import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
-from astropy.io import fits
 from astropy.nddata import Cutout2D, NoOverlapError
 from astropy.table import Table
-from astropy.wcs import WCS
 from astropy.wcs.utils import skycoord_to_pixel
 
-from .exceptions import (CatalogError, HDUNotFoundError, ImageReadError,
-                         InvalidImageError, MissingWCSError,
-                         NoImageDataError)
+from .exceptions import (CatalogError, InvalidImageError, MissingWCSError,
+                         ParameterError)
+from .io import resolve_image
 
-__all__ = ['CutoutFlag', 'CutoutResult', 'FLAG_DESCRIPTION', 'catalog_positions',
-           'parse_size', 'iter_cutouts', 'make_cutouts']
+__all__ = ['CutoutFlag', 'CutoutResult', 'catalog_positions', 'parse_size',
+           'iter_cutouts', 'make_cutouts']
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +150,7 @@ def parse_size(size):
 
     Raises
     ------
-    ValueError
+    ParameterError
         If the size is not positive or has a unit that is neither pixels
         nor an angle.
 
@@ -167,107 +164,60 @@ def parse_size(size):
     """
     if isinstance(size, (tuple, list)):
         if len(size) != 2:
-            raise ValueError(f'cutout size must be one value or (ny, nx), got {size!r}')
+            raise ParameterError(f'cutout size must be one value or (ny, nx), got {size!r}')
         return tuple(parse_size(s) for s in size)
     if isinstance(size, str):
         try:
             size = u.Quantity(size)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f'cannot read cutout size {size!r}: {exc}') from None
+            raise ParameterError(f'cannot read cutout size {size!r}: {exc}') from None
     if isinstance(size, u.Quantity):
         if size.unit == u.dimensionless_unscaled:
             size = size.value
         elif size.unit != u.pix and size.unit.physical_type != 'angle':
-            raise ValueError(f'cutout size {size} must be in pixels or an angle')
+            raise ParameterError(f'cutout size {size} must be in pixels or an angle')
         elif size.isscalar and not size.value > 0:
-            raise ValueError(f'cutout size must be positive, got {size}')
+            raise ParameterError(f'cutout size must be positive, got {size}')
         else:
             return size
     if not np.isscalar(size) or not np.isreal(size) or not size > 0:
-        raise ValueError(f'cutout size must be positive, got {size!r}')
+        raise ParameterError(f'cutout size must be positive, got {size!r}')
     return int(round(size))
 
 
 # -- the large image ---------------------------------------------------------
 
-def _is_image_hdu(hdu):
-    return (isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
-            and hdu.header.get('NAXIS', 0) >= 2
-            if not isinstance(hdu, fits.CompImageHDU) else len(hdu.shape) >= 2)
-
-
-def _select_hdu(hdulist, hdu, name):
-    if hdu is not None:
-        try:
-            return hdulist[hdu]
-        except (KeyError, IndexError):
-            raise HDUNotFoundError(
-                f'{name}: no HDU {hdu!r} (the file has {len(hdulist)} HDUs)') from None
-    for candidate in hdulist:
-        if _is_image_hdu(candidate):
-            return candidate
-    raise NoImageDataError(f'{name}: no HDU holds a 2-D or 3-D image')
-
-
 class _LargeImage:
-    """Pixels (read lazily through a section when possible) and WCS of an
-    image; a context manager that closes a file it opened."""
+    """Pixels (read lazily through a section for FITS inputs) and celestial
+    WCS of an image resolved by `~astroclusterclf.io.resolve_image`; a
+    context manager that closes a file it opened."""
 
     def __init__(self, image, *, hdu=None):
-        self._hdulist = None
-        if isinstance(image, (str, os.PathLike)):
-            name = os.fspath(image)
-            if not os.path.isfile(name):
-                raise ImageReadError(f'{name}: no such file')
-            try:
-                # memmap=False: the section reads only the requested pixels
-                # (memory mapping fails for scaled data, and touched pages
-                # would count in the resident memory).
-                self._hdulist = fits.open(name, memmap=False, lazy_load_hdus=True)
-                selected = _select_hdu(self._hdulist, hdu, name)
-            except (OSError, ValueError, TypeError) as exc:
-                self.close()
-                if isinstance(exc, (HDUNotFoundError, NoImageDataError)):
-                    raise
-                raise ImageReadError(f'{name}: cannot read as FITS: {exc}') from None
-            except BaseException:
-                self.close()
-                raise
-            self._from_hdu(selected, name)
-        elif isinstance(image, fits.HDUList):
-            self._from_hdu(_select_hdu(image, hdu, '<HDUList>'), '<HDUList>')
-        elif isinstance(image, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
-            if not _is_image_hdu(image):
-                raise NoImageDataError(f'<{type(image).__name__}>: no 2-D or 3-D image')
-            self._from_hdu(image, f'<{type(image).__name__}>')
-        else:
-            # In-memory inputs: the reader resolves them (cheaply).
-            from .io import read_image
-            data = read_image(image, hdu=hdu)
-            self.name = data.name
-            self.pixels = data.data
-            self.shape = data.data.shape
-            self.wcs = data.wcs.celestial if data.wcs is not None else None
-
-    def _from_hdu(self, hdu, name):
-        self.name = name
-        self.pixels = hdu.section
-        self.shape = tuple(hdu.shape)
-        self.wcs = None
-        if len(self.shape) not in (2, 3):
-            raise InvalidImageError(f'{name}: image has {len(self.shape)} axes; '
-                                    'expected 2 (ny, nx) or 3 (nbands, ny, nx)')
+        # memmap=False: the section reads only the requested pixels
+        # (memory mapping fails for scaled data, and touched pages would
+        # count in the resident memory).
+        self._source = resolve_image(image, hdu=hdu, memmap=False)
         try:
-            wcs = WCS(hdu.header, naxis=len(self.shape)).celestial
-        except Exception as exc:  # astropy raises many kinds on bad WCS
-            log.debug('%s: unusable WCS: %s', name, exc)
-        else:
-            self.wcs = wcs if wcs.has_celestial else None
+            self.name = self._source.name
+            if self._source.hdu is not None:
+                self.pixels = self._source.pixels
+                self.shape = self._source.shape
+            else:
+                # In-memory inputs: masked pixels become NaN (a copy).
+                self.pixels = self._source.read(with_wcs=False).data
+                self.shape = self.pixels.shape
+            if len(self.shape) not in (2, 3):
+                raise InvalidImageError(
+                    f'{self.name}: image has {len(self.shape)} axes; expected 2 '
+                    '(ny, nx) or 3 (nbands, ny, nx)')
+            wcs = self._source.wcs
+            self.wcs = wcs.celestial if wcs is not None and wcs.has_celestial else None
+        except BaseException:
+            self.close()
+            raise
 
     def close(self):
-        if self._hdulist is not None:
-            self._hdulist.close()
-            self._hdulist = None
+        self._source.close()
 
     def __enter__(self):
         return self
@@ -380,7 +330,7 @@ def iter_cutouts(image, positions, size, *, hdu=None, ra='ra', dec='dec',
     """
     size = parse_size(size)
     if not 0 <= max_bad_fraction <= 1:
-        raise ValueError(f'max_bad_fraction must be within [0, 1], got {max_bad_fraction}')
+        raise ParameterError(f'max_bad_fraction must be within [0, 1], got {max_bad_fraction}')
     with _LargeImage(image, hdu=hdu) as large:
         x, y = _pixel_positions(large, positions, ra, dec)
         dtype = np.result_type(getattr(large.pixels, 'dtype', np.float32), np.float32)

@@ -7,11 +7,26 @@ the label (spaces are fine: ``globular cluster/``).  Image files inside
 are recognised by extension (`astroclusterclf.io.is_image_file`).
 
 Each file goes to the training, validation or testing set according to
-the SHA-1 hash of its file name, as TensorFlow's old ``retrain.py`` did:
-adding files to a folder never moves existing files from one set to
-another, so a test image never leaks into training.  A ``_nohash_`` part
-of a file name and everything after it is ignored by the hash, so
-``star_nohash_1.fits`` and ``star_nohash_2.fits`` always share a set.
+the SHA-1 hash of its file name (`split_for_file`), as TensorFlow's old
+``retrain.py`` did.  A ``_nohash_`` part of a file name and everything
+after it is ignored by the hash, so ``star_nohash_1.fits`` and
+``star_nohash_2.fits`` get the same hash.  The split of a class depends
+only on the names (paths inside the class folder) of its files and on
+the two percentages: never on file contents, dates, other classes or the
+order the files are listed in.  A rerun gives the same sets, and within
+one run every file is in exactly one set.
+
+Unlike the old tool, `create_image_lists` then makes sure that every
+class of three or more files has at least one file in every set that is
+asked for: when a class's hashes leave such a set empty, one file is
+moved into it from another set (see `create_image_lists`, Notes).  Only
+classes where that happens are affected, and for them two promises of
+the pure hash rule do not hold: adding, removing or renaming a file of
+that class can move an existing file to another set (so a file tested in
+one run can be trained on in the next), and ``_nohash_`` files that share
+a hash can end up in different sets.  A class whose every set receives a
+file by hash alone is split by the hash only, and adding files to it
+never moves an existing file.
 
 Examples
 --------
@@ -28,9 +43,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .exceptions import DatasetError, SmallClassWarning
+from .io import is_image_file
 
-__all__ = ['SPLITS', 'MIN_IMAGES_PER_CLASS', 'ImageLists', 'image_files',
-           'scan_image_dir', 'split_for_file', 'create_image_lists']
+__all__ = ['create_image_lists', 'ImageLists', 'image_files', 'split_for_file',
+           'SPLITS']
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +129,6 @@ def image_files(directory, *, recursive=False):
     -------
     files : list of `~pathlib.Path`
     """
-    from .io import is_image_file
-
     directory = Path(directory)
     if not directory.is_dir():
         raise DatasetError(f'{directory}: folder not found')
@@ -213,7 +227,8 @@ class ImageLists:
 
 def _borrow(files, sets, target, percentages, center):
     """Move to ``target`` the file whose hash is closest to ``center``,
-    taking it from a set that can spare one."""
+    taking it from a set that holds at least two files (ties: the first
+    in ``files``); do nothing if no set can spare one."""
     candidates = [f for f in files
                   if sets[f] != target
                   and sum(1 for g in files if sets[g] == sets[f]) > 1]
@@ -227,11 +242,11 @@ def create_image_lists(image_dir, *, testing_percentage=10,
                        validation_percentage=10):
     """Scan a class-folder tree and split each class into three sets.
 
-    Files are assigned by the hash of their name (see `split_for_file`).
-    When a class with at least three images would leave a set with a
-    non-zero percentage empty, the file whose hash lies nearest that
-    set's band is lent to it, so every class appears in every set; this
-    only happens for small classes.
+    Files are assigned by the hash of their name (see `split_for_file`);
+    then, in a class of three or more files, every set that is asked for
+    (training always, validation and testing when their percentage is
+    above zero) and received no file gets one file moved into it from
+    another set (see Notes).
 
     Parameters
     ----------
@@ -254,6 +269,49 @@ def create_image_lists(image_dir, *, testing_percentage=10,
     -----
     SmallClassWarning
         A class with fewer than `MIN_IMAGES_PER_CLASS` images.
+
+    Notes
+    -----
+    Each class is split on its own.  A file's hash percentage ``p`` in
+    [0, 100] puts it in validation if ``p < validation_percentage``, else
+    in testing if ``p < validation_percentage + testing_percentage``,
+    else in training.
+
+    If the class has at least three files, the sets are then checked in
+    the order training, testing, validation.  When one that is asked for
+    is empty, exactly one file is moved into it: among the files of the
+    other sets that hold at least two files at that moment (so a set is
+    never emptied to fill another), the one whose hash percentage is
+    nearest the centre of the empty set's band.  The centres are
+    ``validation_percentage / 2`` for validation,
+    ``validation_percentage + testing_percentage / 2`` for testing and
+    midway between ``validation_percentage + testing_percentage`` and
+    100 for training.  A tie (in practice only between files whose hashed
+    names are equal) goes to the first file by relative path.  The giving
+    set is usually the neighbouring band, but it can be any set with two
+    or more files, the one that gave for an earlier move included.  With
+    three or more files a donor always exists, so every class of three or
+    more files has a file in every set asked for; a moved file is never
+    moved again, and at most two files per class are moved.
+
+    A class of one or two files is never changed: any set may be empty,
+    training included (`~astroclusterclf.retrain.retrain` then stops with
+    a `~astroclusterclf.exceptions.DatasetError`).
+
+    Moves are not limited to tiny classes.  With the default 10 % and
+    10 %, a class of ``n`` files has an empty validation or testing set
+    by hash with a probability of about ``2 * 0.9**n - 0.8**n``: more
+    than half of the classes of 10 files, about a quarter at 20, 1 % at
+    50.
+
+    The result is still deterministic (the same file names and
+    percentages give the same sets), but the moves depend on the whole
+    class: adding, removing or renaming a file can bring a moved file
+    back to its hash set, move a different file, or, when a class grows
+    from two to three files, move one for the first time.  Classes where
+    every set asked for receives a file by hash both before and after the
+    change keep all their files where they were.  ``_nohash_`` files that
+    share a hash are moved one at a time, so a move can separate them.
     """
     _check_percentages(testing_percentage, validation_percentage)
     classes = scan_image_dir(image_dir)

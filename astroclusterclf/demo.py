@@ -20,10 +20,11 @@ from .annotate import annotate_fits, annotate_table, write_table
 from .classifier import ClusterClassifier
 from .cutouts import iter_cutouts
 from .exceptions import OutputError
+from .plotting import plot_confusion_matrix, plot_contact_sheet
 from .retrain import retrain
 from .simulate import make_dataset, make_mosaic, simulate_cluster
 
-__all__ = ['DemoResult', 'run_demo', 'M13_PATH']
+__all__ = ['DemoResult', 'run_demo']
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def _say(echo, message):
 def run_demo(workdir='astroclusterclf-demo', *, n_per_class=100, size=128,
              n_clusters=24, mosaic_size=2048, steps=4000, seed=0,
              architecture='efficientnet_lite0', echo=None, progress=None,
-             eval_callback=None):
+             callback=None):
     """Run the whole pipeline on simulated data.
 
     Parameters
@@ -106,8 +107,9 @@ def run_demo(workdir='astroclusterclf-demo', *, n_per_class=100, size=128,
         Called with each line of the narrative (the CLI prints them).
     progress : callable, optional
         ``progress(done, total)`` while bottlenecks are computed.
-    eval_callback : callable, optional
-        Called with each `~astroclusterclf.retrain.EvalStep`.
+    callback : callable, optional
+        Called with each `~astroclusterclf.retrain.EvalStep` (as
+        `~astroclusterclf.retrain` does).
 
     Returns
     -------
@@ -150,13 +152,13 @@ def run_demo(workdir='astroclusterclf-demo', *, n_per_class=100, size=128,
     model_path = workdir / 'model.keras'
     labels_path = workdir / 'labels.txt'
     _say(echo, f'[3/6] Retraining {architecture} on {training}')
-    result = retrain(training, output_graph=model_path,
-                     output_labels=labels_path, architecture=architecture,
-                     how_many_training_steps=steps,
+    result = retrain(training, output=model_path,
+                     labels_output=labels_path, architecture=architecture,
+                     steps=steps,
                      bottleneck_dir=workdir / 'bottlenecks',
                      summaries_dir=workdir / 'summaries',
-                     random_seed=seed, callback=eval_callback,
-                     eval_step_interval=max(1, steps // 10),
+                     seed=seed, callback=callback,
+                     eval_interval=max(1, steps // 10),
                      progress=progress)
     paths['model'] = model_path
     paths['labels'] = labels_path
@@ -206,7 +208,6 @@ def run_demo(workdir='astroclusterclf-demo', *, n_per_class=100, size=128,
     # 6. Pictures (matplotlib is optional).
     _say(echo, '[6/6] Plotting the contact sheet and the confusion matrix')
     try:
-        from .plotting import plot_confusion_matrix, plot_contact_sheet
         cutouts = [r.cutout.data if r.cutout is not None else np.zeros((2, 2))
                    for r in iter_cutouts(mosaic_path, catalog, size)]
         sheet = plot_contact_sheet(

@@ -16,6 +16,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 __all__ = [
     'AstroClusterClfError',
+    'ParameterError',
     'ImageReadError',
     'UnsupportedInputError',
     'NoImageDataError',
@@ -45,6 +46,11 @@ class AstroClusterClfError(Exception):
     """Base class for all errors raised by astroclusterclf on bad input."""
 
 
+class ParameterError(AstroClusterClfError, ValueError):
+    """An argument whose value is out of its allowed range (a negative
+    size, a fraction above 1, an unknown option value, ...)."""
+
+
 # -- reading and normalizing images ------------------------------------------
 
 class ImageReadError(AstroClusterClfError, OSError):
@@ -53,7 +59,9 @@ class ImageReadError(AstroClusterClfError, OSError):
 
 
 class UnsupportedInputError(AstroClusterClfError, TypeError):
-    """An object of a type that cannot be turned into an image."""
+    """An input of a type that cannot be used: an object that cannot be
+    turned into an image, weights given as something other than a path,
+    or a weights format the backbone does not read."""
 
 
 class NoImageDataError(AstroClusterClfError, ValueError):
@@ -128,7 +136,9 @@ class AnnotationError(AstroClusterClfError, ValueError):
 
 
 class OutputError(AstroClusterClfError, OSError):
-    """An output file or folder that cannot be written."""
+    """An output file or folder that cannot be written: its folder is
+    missing, it exists (without ``overwrite``), it is the input file, it is
+    a folder, or the format cannot be told from its name."""
 
 
 class SimulationError(AstroClusterClfError, ValueError):

@@ -9,6 +9,13 @@ annotate).  `read_image` accepts the same kinds of input as reproject's
 `~astropy.io.fits.CompImageHDU`), an ``(array, Header | WCS)`` tuple, an
 `~astropy.nddata.NDData` (including `~astropy.nddata.CCDData`), or a plain
 2-D or 3-D `~numpy.ndarray`.
+
+"Which HDU holds the image?" has one answer, `resolve_image`, used by
+every stage that takes an image (reading, catalog cutouts, FITS
+annotation): the HDU given with ``hdu=`` (index, EXTNAME or
+``(EXTNAME, EXTVER)``), else the first image HDU (primary, image or
+tile-compressed) whose header declares at least two axes, all of non-zero
+length.
 """
 
 import logging
@@ -22,13 +29,14 @@ import numpy as np
 from astropy.io import fits
 from astropy.nddata import NDData
 from astropy.wcs import WCS, FITSFixedWarning
+from PIL import Image, UnidentifiedImageError
 
 from .exceptions import (AstroClusterClfError, HDUNotFoundError,
                          ImageReadError, InvalidImageError, NoImageDataError,
                          UnsupportedInputError)
 
-__all__ = ['SUPPORTED_EXTENSIONS', 'FITS_EXTENSIONS', 'PIL_EXTENSIONS',
-           'ImageData', 'read_image', 'is_image_file']
+__all__ = ['read_image', 'ImageData', 'resolve_image', 'ImageSource',
+           'is_image_file', 'SUPPORTED_EXTENSIONS']
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +52,10 @@ SUPPORTED_EXTENSIONS = FITS_EXTENSIONS + PIL_EXTENSIONS
 
 # Serializes io's use of warnings.catch_warnings (process-wide state).
 _WARNINGS_LOCK = threading.RLock()
+
+# HDU classes that can hold an image (CompImageHDU is a BinTableHDU in
+# astropy 6 and an ImageHDU from astropy 7 on: named explicitly).
+_IMAGE_HDU_TYPES = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
 
 # Header keywords whose presence means the header describes a WCS.
 _WCS_KEYWORDS = ('CTYPE1', 'CRVAL1', 'CRPIX1', 'CD1_1', 'PC1_1', 'CDELT1')
@@ -192,23 +204,197 @@ def _read(source, *, hdu=None, with_wcs=True):
     sources (``wcs`` is then `None`), which costs more than reading a small
     image and is not needed for normalization."""
     if isinstance(source, (str, os.PathLike)):
-        return _read_path(source, hdu=hdu, with_wcs=with_wcs)
+        name = _check_path(source)
+        if _extension(source) in FITS_EXTENSIONS:
+            return _read_fits_file(Path(source).expanduser(), hdu=hdu, name=name,
+                                   with_wcs=with_wcs)
+    with resolve_image(source, hdu=hdu) as resolved:
+        return resolved.read(with_wcs=with_wcs)
+
+
+class ImageSource:
+    """An image input resolved to its pixels, header and HDU.
+
+    Returned by `resolve_image`; use it as a context manager, which closes
+    a file that `resolve_image` opened.
+
+    Attributes
+    ----------
+    name : str
+        The path as given, or a short description such as
+        ``'<HDUList>'``; used in messages.
+    hdu : HDU or `None`
+        The selected image HDU of FITS inputs.
+    index : int or `None`
+        Its index in the HDU list (0 for a bare HDU; `None` for inputs
+        without HDUs).
+    header : `~astropy.io.fits.Header` or `None`
+        The header of the image (not a copy).
+    shape : tuple of int
+        Shape of the pixel array, as stored.
+    """
+
+    def __init__(self, name, *, hdu=None, index=None, header=None, array=None,
+                 mask=None, wcs=None, hdulist=None):
+        self.name = name
+        self.hdu = hdu
+        self.index = index
+        self.header = header
+        self._array = array
+        self._mask = mask
+        self._wcs = wcs
+        self._hdulist = hdulist
+        self.shape = tuple(hdu.shape) if hdu is not None else np.shape(array)
+
+    def __repr__(self):
+        where = '' if self.index is None else f' HDU {self.index}'
+        return f'<ImageSource {self.name}{where} shape={self.shape}>'
+
+    @property
+    def pixels(self):
+        """The pixels as stored, sliceable without reading the rest: the
+        HDU's ``section`` for FITS inputs (only the requested pixels are
+        read from the file), else the array."""
+        if self.hdu is not None:
+            return self.hdu.section
+        return self._array
+
+    @property
+    def wcs(self):
+        """The (celestial, for cubes) `~astropy.wcs.WCS`, or `None`."""
+        if self._wcs is None and self.header is not None:
+            self._wcs = _wcs_from_header(self.header, len(self.shape))
+        return self._wcs
+
+    def read(self, *, with_wcs=True):
+        """Read the whole image into an `ImageData` (a new float array;
+        BLANK and masked pixels become NaN)."""
+        if self.hdu is not None:
+            raw = self.hdu.data
+            data = _as_float_image(raw, self.name)
+            header = self.header.copy()
+            blank = header.get('BLANK')
+            if blank is not None and raw.dtype.kind in 'iu':
+                # astropy only replaces BLANK with NaN when it scales the data.
+                data[(raw == blank).reshape(data.shape)] = np.nan
+        else:
+            data = _as_float_image(self._array, self.name)
+            header = None if self.header is None else self.header.copy()
+            if self._mask is not None:
+                mask = np.broadcast_to(np.asarray(self._mask, dtype=bool),
+                                       np.shape(self._array)).reshape(data.shape)
+                data[mask] = np.nan
+        wcs = None
+        if self._wcs is not None:
+            wcs = self._wcs.deepcopy()
+        elif with_wcs and header is not None:
+            wcs = _wcs_from_header(header, data.ndim)
+        return ImageData(data, header, wcs, self.name)
+
+    def close(self):
+        """Close the file `resolve_image` opened, if any."""
+        if self._hdulist is not None:
+            self._hdulist.close()
+            self._hdulist = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def resolve_image(source, *, hdu=None, memmap=None):
+    """Resolve any image input to its pixels, header and HDU.
+
+    This is the one place that decides which HDU of a FITS input holds the
+    image; `read_image`, the catalog cutouts and the FITS annotation all
+    use it.
+
+    Parameters
+    ----------
+    source : str, `os.PathLike`, HDUList, HDU, tuple, NDData or `~numpy.ndarray`
+        What `read_image` accepts.  An ``(array, wcs)`` tuple may hold an
+        `~astropy.wcs.WCS` or any APE 14 WCS with a ``low_level_wcs``
+        that is one.
+    hdu : int, str or tuple, optional
+        The HDU of a FITS file or HDU list (index, EXTNAME or
+        ``(EXTNAME, EXTVER)``).  By default the first image HDU
+        (`~astropy.io.fits.PrimaryHDU`, `~astropy.io.fits.ImageHDU` or
+        `~astropy.io.fits.CompImageHDU`) whose header declares at least
+        two axes, all of non-zero length.  Ignored for other sources.
+    memmap : bool or None, optional
+        Passed to `astropy.io.fits.open` for paths (`None`: where astropy
+        can; `False` to read through sections only).
+
+    Returns
+    -------
+    resolved : `ImageSource`
+        A context manager; it closes a file opened here.
+
+    Raises
+    ------
+    ImageReadError
+        The file is missing, not a regular file, empty, of an unsupported
+        type, or not valid FITS.
+    HDUNotFoundError
+        ``hdu=`` names an HDU that does not exist.
+    NoImageDataError
+        No HDU (or not the HDU given) holds a 2-D or 3-D image.
+    UnsupportedInputError
+        ``source`` (or ``hdu``) is of a type that cannot be used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.io import fits
+    >>> from astroclusterclf.io import resolve_image
+    >>> hdul = fits.HDUList([fits.PrimaryHDU(np.zeros(5)),
+    ...                      fits.ImageHDU(np.zeros((4, 6)), name='SCI')])
+    >>> with resolve_image(hdul) as image:
+    ...     print(image.index, image.shape, image.header['EXTNAME'])
+    1 (4, 6) SCI
+    """
+    if isinstance(source, (str, os.PathLike)):
+        name = _check_path(source)
+        path = Path(source).expanduser()
+        if _extension(path) not in FITS_EXTENSIONS:
+            picture = _read_picture(path, name=name)
+            return ImageSource(name, array=picture.data)
+        try:
+            hdulist = fits.open(path, mode='readonly', memmap=memmap,
+                                lazy_load_hdus=True)
+        except (OSError, ValueError, TypeError, IndexError, EOFError) as exc:
+            raise ImageReadError(f'{name}: not a valid FITS file ({exc})') from None
+        try:
+            index, selected = _select_hdu(hdulist, hdu, name)
+        except (OSError, ValueError, TypeError, IndexError, EOFError) as exc:
+            hdulist.close()
+            if isinstance(exc, AstroClusterClfError):
+                raise
+            raise ImageReadError(f'{name}: not a valid FITS file, or truncated or '
+                                 f'corrupt ({exc})') from None
+        except BaseException:
+            hdulist.close()
+            raise
+        return ImageSource(name, hdu=selected, index=index,
+                           header=selected.header, hdulist=hdulist)
     if isinstance(source, fits.HDUList):
         name = source.filename() or '<HDUList>'
-        return _from_hdulist(source, hdu=hdu, name=name, with_wcs=with_wcs)
-    if isinstance(source, (fits.PrimaryHDU, fits.ImageHDU)):
+        index, selected = _select_hdu(source, hdu, name)
+        return ImageSource(name, hdu=selected, index=index, header=selected.header)
+    if isinstance(source, _IMAGE_HDU_TYPES):
         name = _hdu_description(source)
-        if source.data is None:
-            raise NoImageDataError(f'{name}: the HDU holds no image data '
-                                   '(header only)')
-        return _from_hdu(source, name=name, with_wcs=with_wcs)
+        if not _is_image_hdu(source):
+            raise NoImageDataError(f'{name}: the HDU holds no 2-D or 3-D image '
+                                   f'(NAXIS={source.header.get("NAXIS", 0)})')
+        return ImageSource(name, hdu=source, index=0, header=source.header)
     if isinstance(source, NDData):
         return _from_nddata(source)
     if isinstance(source, tuple):
         return _from_tuple(source)
     if isinstance(source, np.ndarray):
-        name = '<ndarray>'
-        return ImageData(_as_float_image(source, name), None, None, name)
+        return ImageSource('<ndarray>', array=source)
     raise UnsupportedInputError(
         f'cannot read an image from an object of type '
         f'{type(source).__name__!r}: expected a file path, an HDUList, an '
@@ -218,23 +404,21 @@ def _read(source, *, hdu=None, with_wcs=True):
 
 # -- sources -----------------------------------------------------------------
 
-def _read_path(source, *, hdu, with_wcs):
+def _check_path(source):
+    """Validate a path to an image file; return its name for messages."""
     name = os.fspath(source)
     path = Path(source).expanduser()
     if not path.exists():
         raise ImageReadError(f'{name}: file not found')
     if not path.is_file():
         raise ImageReadError(f'{name}: not a regular file')
-    ext = _extension(path)
-    if ext is None:
+    if _extension(path) is None:
         raise ImageReadError(
             f'{name}: unsupported file extension {"".join(path.suffixes)!r}; '
             f'supported: {", ".join(SUPPORTED_EXTENSIONS)}')
     if path.stat().st_size == 0:
         raise ImageReadError(f'{name}: empty file (0 bytes)')
-    if ext in FITS_EXTENSIONS:
-        return _read_fits_file(path, hdu=hdu, name=name, with_wcs=with_wcs)
-    return _read_picture(path, name=name)
+    return name
 
 
 def _is_truncation(warning):
@@ -277,8 +461,9 @@ def _read_fits_file(path, *, hdu, name, with_wcs):
             # or scaled data, which it reads into memory instead).
             with fits.open(path, mode='readonly', memmap=None,
                            lazy_load_hdus=True) as hdul:
-                image = _from_hdulist(hdul, hdu=hdu, name=name,
-                                      with_wcs=with_wcs)
+                index, selected = _select_hdu(hdul, hdu, name)
+                image = ImageSource(name, hdu=selected, index=index,
+                                    header=selected.header).read(with_wcs=with_wcs)
         except (AstroClusterClfError, OSError, ValueError, TypeError,
                 IndexError, EOFError) as exc:
             error = exc
@@ -308,13 +493,14 @@ def _read_fits_file(path, *, hdu, name, with_wcs):
 
 
 def _is_image_hdu(hdu):
-    """Whether ``hdu`` is an image HDU with non-empty data (header test)."""
-    if not isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU)):
+    """Whether ``hdu`` is an image HDU whose header declares at least two
+    axes, all of non-zero length (a header-only test: no data are read)."""
+    if not isinstance(hdu, _IMAGE_HDU_TYPES):
         return False
     header = hdu.header
     naxis = header.get('NAXIS', 0)
-    return naxis > 0 and all(header.get(f'NAXIS{i}', 0) > 0
-                             for i in range(1, naxis + 1))
+    return naxis >= 2 and all(header.get(f'NAXIS{i}', 0) > 0
+                              for i in range(1, naxis + 1))
 
 
 def _hdu_description(hdu, index=None):
@@ -326,45 +512,41 @@ def _hdu_description(hdu, index=None):
     return f'<{" ".join(parts)}>'
 
 
-def _from_hdulist(hdul, *, hdu, name, with_wcs=True):
+def _select_hdu(hdul, hdu, name):
+    """``(index, HDU)`` of the image to read from an HDU list: the one rule
+    (see the module docstring)."""
     if hdu is None:
         for index, candidate in enumerate(hdul):
             if _is_image_hdu(candidate):
                 log.debug('%s: reading HDU #%d', name, index)
-                return _from_hdu(candidate, name=name, with_wcs=with_wcs)
+                return index, candidate
         found = ', '.join(_hdu_description(h, i) for i, h in enumerate(hdul))
-        raise NoImageDataError(f'{name}: no HDU holds image data (HDUs: '
+        raise NoImageDataError(f'{name}: no HDU holds a 2-D or 3-D image (HDUs: '
                                f'{found or "none"})')
-
-    available = ', '.join(
-        f'{i}' + (f' ({h.name})' if h.name else '') for i, h in enumerate(hdul))
     if isinstance(hdu, (bool, np.bool_)) or not isinstance(
             hdu, (int, np.integer, str, tuple)):
         raise UnsupportedInputError(
             f'{name}: hdu= must be an index, an EXTNAME or an (EXTNAME, '
             f'EXTVER) tuple, not {type(hdu).__name__}')
+    n = len(hdul)
     try:
-        selected = hdul[hdu]
+        if isinstance(hdu, (int, np.integer)):
+            index = int(hdu) + (n if hdu < 0 else 0)
+            if not 0 <= index < n:
+                raise IndexError(hdu)
+        else:
+            index = hdul.index_of(hdu)
+        selected = hdul[index]
     except (KeyError, IndexError):
+        available = ', '.join(
+            f'{i}' + (f' ({h.name})' if h.name else '') for i, h in enumerate(hdul))
         raise HDUNotFoundError(f'{name}: no HDU {hdu!r} (available: '
                                f'{available})') from None
     if not _is_image_hdu(selected):
-        raise NoImageDataError(f'{name}: HDU {hdu!r} '
-                               f'({type(selected).__name__}) holds no image '
-                               'data')
-    return _from_hdu(selected, name=name, with_wcs=with_wcs)
-
-
-def _from_hdu(hdu, *, name, with_wcs=True):
-    raw = hdu.data
-    data = _as_float_image(raw, name)
-    header = hdu.header.copy()
-    blank = header.get('BLANK')
-    if blank is not None and raw.dtype.kind in 'iu':
-        # astropy only replaces BLANK with NaN when it scales the data.
-        data[(raw == blank).reshape(data.shape)] = np.nan
-    wcs = _wcs_from_header(header, data.ndim) if with_wcs else None
-    return ImageData(data, header, wcs, name)
+        raise NoImageDataError(
+            f'{name}: HDU {hdu!r} ({type(selected).__name__}) holds no 2-D or 3-D '
+            f'image (NAXIS={selected.header.get("NAXIS", 0)})')
+    return index, selected
 
 
 def _from_tuple(source):
@@ -378,49 +560,42 @@ def _from_tuple(source):
             'the first element of an (array, Header|WCS) tuple must be a '
             f'numpy array, not {type(array).__name__!r}')
     if isinstance(meta, fits.Header):
-        name = '<(array, Header)>'
-        data = _as_float_image(array, name)
-        header = meta.copy()
-        return ImageData(data, header, _wcs_from_header(header, data.ndim),
-                         name)
-    if isinstance(meta, WCS):
-        name = '<(array, WCS)>'
-        data = _as_float_image(array, name)
+        return ImageSource('<(array, Header)>', array=array, header=meta)
+    wcs = _as_fits_wcs(meta)
+    if wcs is not None:
         with _WARNINGS_LOCK, warnings.catch_warnings():
             warnings.simplefilter('ignore', FITSFixedWarning)
-            header = meta.to_header(relax=True)
-        return ImageData(data, header, meta.deepcopy(), name)
+            header = wcs.to_header(relax=True)
+        return ImageSource('<(array, WCS)>', array=array, header=header, wcs=wcs)
     if meta is None:
-        name = '<(array, None)>'
-        return ImageData(_as_float_image(array, name), None, None, name)
+        return ImageSource('<(array, None)>', array=array)
     raise UnsupportedInputError(
         'the second element of an (array, Header|WCS) tuple must be an '
         f'astropy Header or WCS, not {type(meta).__name__!r}')
 
 
+def _as_fits_wcs(wcs):
+    """A FITS `~astropy.wcs.WCS` from a WCS or an APE 14 WCS wrapping one
+    (e.g. a sliced or high-level WCS), else `None`."""
+    for _ in range(3):
+        if isinstance(wcs, WCS):
+            return wcs
+        wcs = getattr(wcs, 'low_level_wcs', None)
+        if wcs is None:
+            return None
+    return None
+
+
 def _from_nddata(source):
     name = f'<{type(source).__name__}>'
-    data = _as_float_image(source.data, name)
-    if source.mask is not None:
-        mask = np.broadcast_to(np.asarray(source.mask, dtype=bool),
-                               np.shape(source.data)).reshape(data.shape)
-        data[mask] = np.nan
     meta = source.meta
     header = None
     if isinstance(meta, fits.Header):
-        header = meta.copy()
+        header = meta
     elif isinstance(meta, dict) and isinstance(meta.get('header'), fits.Header):
-        header = meta['header'].copy()
-    wcs = source.wcs
-    if wcs is not None and not isinstance(wcs, WCS):
-        wcs = getattr(wcs, 'low_level_wcs', None)
-    if isinstance(wcs, WCS):
-        wcs = wcs.deepcopy()
-    elif header is not None:
-        wcs = _wcs_from_header(header, data.ndim)
-    else:
-        wcs = None
-    return ImageData(data, header, wcs, name)
+        header = meta['header']
+    return ImageSource(name, array=np.asanyarray(source.data), header=header,
+                       mask=source.mask, wcs=_as_fits_wcs(source.wcs))
 
 
 # -- helpers -----------------------------------------------------------------
@@ -474,8 +649,6 @@ def _wcs_from_header(header, ndim):
 
 def _read_picture(path, *, name):
     """Read a PNG/JPEG/TIFF file with Pillow into a float32 array."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             im.load()

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .exceptions import AnnotationError
+from ._atomic import atomic_write
+from .exceptions import OutputError, ParameterError
+from .preprocessing import normalize
 
 __all__ = ['plot_contact_sheet', 'plot_confusion_matrix']
 
@@ -35,11 +37,9 @@ def _figure(width, height):
 
 
 def _save(fig, path, dpi):
-    from ._atomic import atomic_write
-
     path = Path(path)
     if not path.parent.is_dir():
-        raise AnnotationError(f'{path}: output folder {path.parent} does not exist')
+        raise OutputError(f'{path}: output folder {path.parent} does not exist')
     suffix = path.suffix.lstrip('.').lower() or 'png'
     atomic_write(path, lambda tmp: fig.savefig(tmp, format=suffix, dpi=dpi,
                                                bbox_inches='tight'))
@@ -48,8 +48,6 @@ def _save(fig, path, dpi):
 
 def _display_rgb(cutout):
     """An (H, W, 3) array in [0, 1] for display."""
-    from .preprocessing import normalize
-
     array = np.asarray(cutout)
     if array.ndim == 3 and array.shape[-1] == 3 and array.dtype.kind == 'f' \
             and np.nanmin(array) >= 0 and np.nanmax(array) <= 1:
@@ -90,8 +88,10 @@ def plot_contact_sheet(cutouts, labels, confidences, path, *, truth=None, ncols=
 
     Raises
     ------
-    AnnotationError
-        Inputs of different lengths, no cutouts, or a missing folder.
+    ParameterError
+        Inputs of different lengths or no cutouts.
+    OutputError
+        The output folder does not exist.
     ImportError
         matplotlib is not installed.
     """
@@ -103,12 +103,12 @@ def plot_contact_sheet(cutouts, labels, confidences, path, *, truth=None, ncols=
         truth = list(truth)
         lengths.add(len(truth))
     if len(lengths) != 1:
-        raise AnnotationError('contact sheet: cutouts, labels, confidences (and truth) '
-                              f'must have the same length, got {sorted(lengths)}')
+        raise ParameterError('contact sheet: cutouts, labels, confidences (and truth) '
+                             f'must have the same length, got {sorted(lengths)}')
     if not cutouts:
-        raise AnnotationError('contact sheet: no cutouts to draw')
+        raise ParameterError('contact sheet: no cutouts to draw')
     if int(ncols) < 1:
-        raise AnnotationError(f'contact sheet: ncols must be positive, got {ncols}')
+        raise ParameterError(f'contact sheet: ncols must be positive, got {ncols}')
     ncols = min(int(ncols), len(cutouts))
     nrows = -(-len(cutouts) // ncols)
     fig = _figure(ncols * panel_size, nrows * (panel_size + 0.25))
@@ -150,7 +150,7 @@ def plot_confusion_matrix(matrix, labels, path, *, dpi=100):
 
     Raises
     ------
-    AnnotationError
+    ParameterError
         A matrix that is not square or does not match the labels.
     ImportError
         matplotlib is not installed.
@@ -158,8 +158,8 @@ def plot_confusion_matrix(matrix, labels, path, *, dpi=100):
     matrix = np.asarray(matrix)
     labels = [str(label) for label in labels]
     if matrix.ndim != 2 or matrix.shape != (len(labels), len(labels)):
-        raise AnnotationError(f'confusion matrix of shape {matrix.shape} does not match '
-                              f'{len(labels)} labels')
+        raise ParameterError(f'confusion matrix of shape {matrix.shape} does not match '
+                             f'{len(labels)} labels')
     n = len(labels)
     fig = _figure(1.6 + 1.1 * n, 1.2 + 1.0 * n)
     ax = fig.add_subplot(1, 1, 1)

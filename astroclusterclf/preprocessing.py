@@ -33,8 +33,8 @@ from .exceptions import (BandSelectionError, InvalidImageError,
                          NonFinitePixelWarning, NormalizationError)
 from .io import _read
 
-__all__ = ['INTERVALS', 'STRETCHES', 'COLOR_MODES', 'NormalizationSettings',
-           'fits_to_rgb', 'normalize', 'resize']
+__all__ = ['NormalizationSettings', 'normalize', 'fits_to_rgb', 'INTERVALS',
+           'STRETCHES', 'COLOR_MODES']
 
 log = logging.getLogger(__name__)
 

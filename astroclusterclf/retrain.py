@@ -24,15 +24,26 @@ Differences from the old tool:
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from astropy.table import Table
+from astropy.utils.decorators import deprecated_renamed_argument
+from astropy.utils.exceptions import AstropyDeprecationWarning
 
+from . import backbones
 from ._atomic import atomic_write
+from .augment import N_VARIANTS, dihedral
+from .bottlenecks import BottleneckCache
+from .classifier import ClusterClassifier
 from .datasets import SPLITS, create_image_lists
 from .exceptions import DatasetError
+from .forward import forward_function
+from .parallel import prefetch_map
+from .preprocessing import fits_to_rgb
 
 __all__ = ['retrain', 'RetrainResult', 'EvalStep']
 
@@ -79,8 +90,9 @@ class RetrainResult:
         ``{split: {label: number of images}}`` actually used.
     n_bottlenecks_computed, n_bottlenecks_cached : int
         Feature vectors computed by the backbone / loaded from the cache.
-    output_graph, output_labels : `~pathlib.Path` or None
-        Files written.
+    output, labels_output : `~pathlib.Path` or None
+        The model file and the label file written (`None` when not asked
+        for).
     classifier : `~astroclusterclf.ClusterClassifier`
         The retrained classifier.
     timings : dict
@@ -97,10 +109,24 @@ class RetrainResult:
     counts: dict = field(default_factory=dict)
     n_bottlenecks_computed: int = 0
     n_bottlenecks_cached: int = 0
-    output_graph: Path = None
-    output_labels: Path = None
+    output: Path = None
+    labels_output: Path = None
     classifier: object = None
     timings: dict = field(default_factory=dict)
+
+    @property
+    def output_graph(self):
+        """Deprecated name of `output`."""
+        warnings.warn('RetrainResult.output_graph is deprecated; use .output',
+                      AstropyDeprecationWarning, stacklevel=2)
+        return self.output
+
+    @property
+    def output_labels(self):
+        """Deprecated name of `labels_output`."""
+        warnings.warn('RetrainResult.output_labels is deprecated; use '
+                      '.labels_output', AstropyDeprecationWarning, stacklevel=2)
+        return self.labels_output
 
     @property
     def n_skipped(self):
@@ -110,8 +136,6 @@ class RetrainResult:
     def confusion_table(self):
         """Return the confusion matrix as an `~astropy.table.Table` (one
         row per true class, one column per predicted class)."""
-        from astropy.table import Table
-
         t = Table()
         t['true \\ predicted'] = self.labels
         for j, label in enumerate(self.labels):
@@ -251,7 +275,7 @@ def _head_forward(params, x):
 
 
 def _train_head(head, x_train, y_train, x_val, y_val, *, steps, batch_size,
-                learning_rate, eval_step_interval, rng, evaluator):
+                learning_rate, eval_interval, rng, evaluator):
     """Train ``head`` with minibatch SGD on random batches; evaluate
     periodically.
 
@@ -279,7 +303,7 @@ def _train_head(head, x_train, y_train, x_val, y_val, *, steps, batch_size,
 
     batch_size = min(batch_size, len(x_train)) if batch_size > 0 else \
         len(x_train)
-    eval_step_interval = max(int(eval_step_interval), 1)
+    eval_interval = max(int(eval_interval), 1)
     rows = np.arange(batch_size)
     for step in range(1, steps + 1):
         idx = rng.integers(0, len(x_train), size=batch_size)
@@ -298,7 +322,7 @@ def _train_head(head, x_train, y_train, x_val, y_val, *, steps, batch_size,
                 grad = (grad @ kernel.T) * (activations[i] > 0)
             kernel -= lr * grad_kernel
             bias -= lr * grad_bias
-        if step % eval_step_interval == 0 or step == steps:
+        if step % eval_interval == 0 or step == steps:
             train = evaluator.scores(probs, y)
             validation = evaluator.scores(_head_forward(params, x_val)[1],
                                           y_val)
@@ -331,13 +355,11 @@ def _unfreeze_top(backbone, fraction):
 
 
 def _fine_tune(model, x_images, y_train, x_val, y_val, *, steps, batch_size,
-               learning_rate, eval_step_interval, rng, evaluator, first_step):
+               learning_rate, eval_interval, rng, evaluator, first_step):
     """Train the unfrozen top of the backbone and the head on images,
     with random dihedral variants, BatchNorm in inference mode."""
     import keras
     import tensorflow as tf
-
-    from .bottlenecks import dihedral
 
     n_classes = model.outputs[0].shape[-1]
     class_weight = _class_weights(y_train, n_classes)
@@ -359,7 +381,6 @@ def _fine_tune(model, x_images, y_train, x_val, y_val, *, steps, batch_size,
             tf.float32))
         return tf.reduce_mean(ce), accuracy
 
-    from .bottlenecks import forward_function
     forward = forward_function(model)
     batch_size = max(1, min(batch_size, len(x_images)))
     for step in range(1, steps + 1):
@@ -368,7 +389,7 @@ def _fine_tune(model, x_images, y_train, x_val, y_val, *, steps, batch_size,
         x = np.stack([dihedral(x_images[i], v) for i, v in zip(idx, variants)])
         y = y_train[idx].astype(np.int32)
         loss, accuracy = step_fn(x, y, class_weight[y].astype(np.float32))
-        if step % eval_step_interval == 0 or step == steps:
+        if step % eval_interval == 0 or step == steps:
             probs = (np.concatenate([np.asarray(forward(x_val[i:i + 32]))
                                      for i in range(0, len(x_val), 32)])
                      if len(x_val) else np.zeros((0, n_classes)))
@@ -378,9 +399,6 @@ def _fine_tune(model, x_images, y_train, x_val, y_val, *, steps, batch_size,
 
 
 def _load_images(paths, settings):
-    from .bottlenecks import prefetch_map
-    from .preprocessing import fits_to_rgb
-
     images = []
     for path, rgb, error in prefetch_map(
             lambda p: fits_to_rgb(p, settings=settings), paths):
@@ -390,15 +408,20 @@ def _load_images(paths, settings):
     return np.stack(images) if images else None
 
 
-def retrain(image_dir, *, output_graph, output_labels=None,
-            architecture='efficientnet_lite0', how_many_training_steps=4000,
-            learning_rate=0.01, train_batch_size=100, testing_percentage=10,
-            validation_percentage=10, bottleneck_dir=None, summaries_dir=None,
-            augment=True, fine_tune=False, random_seed=0, preprocessing=None,
-            eval_step_interval=10, callback=None, progress=None,
-            hidden_units=0, fine_tune_steps=100, fine_tune_fraction=0.15,
-            fine_tune_learning_rate=None, weights='imagenet', input_size=None,
-            batch_size=32):
+@deprecated_renamed_argument(
+    ['output_graph', 'output_labels', 'how_many_training_steps', 'train_batch_size',
+     'preprocessing', 'random_seed', 'eval_step_interval'],
+    ['output', 'labels_output', 'steps', 'batch_size', 'settings', 'seed',
+     'eval_interval'],
+    ['0.1'] * 7)
+def retrain(image_dir, *, output=None, labels_output=None,
+            architecture='efficientnet_lite0', weights='imagenet', input_size=None,
+            settings=None, steps=4000, batch_size=100, learning_rate=0.01,
+            validation_percentage=10, testing_percentage=10, augment=True,
+            hidden_units=0, fine_tune=False, fine_tune_steps=100,
+            fine_tune_fraction=0.15, fine_tune_learning_rate=None,
+            bottleneck_dir=None, summaries_dir=None, seed=0, eval_interval=10,
+            embed_batch_size=32, callback=None, progress=None):
     """Retrain a classifier on a folder of class sub-folders.
 
     Parameters
@@ -406,60 +429,69 @@ def retrain(image_dir, *, output_graph, output_labels=None,
     image_dir : str or `~pathlib.Path`
         Folder whose sub-folders are the classes (names may contain
         spaces) holding FITS, PNG, JPEG or TIFF images.
-    output_graph : str or `~pathlib.Path`
-        The ``.keras`` model file to write (backbone + head + metadata).
-    output_labels : str or `~pathlib.Path`, optional
+    output : str or `~pathlib.Path`, optional
+        Write the model here: one ``.keras`` file (backbone + head +
+        metadata).  By default nothing is written; the model is
+        ``result.classifier`` (save it later with
+        `~astroclusterclf.ClusterClassifier.save`).
+    labels_output : str or `~pathlib.Path`, optional
         Text file to write with one label per line.
     architecture : str, optional
-        Backbone (see `astroclusterclf.backbones.available`).
-    how_many_training_steps : int, optional
+        Backbone (see `astroclusterclf.available_backbones`).
+    weights : str, optional
+        Backbone weights.
+    input_size : int, optional
+        Backbone input size in pixels (default: the backbone's own; a
+        smaller size is faster and less accurate).
+    settings : `~astroclusterclf.NormalizationSettings` or dict, optional
+        Normalization (default settings); its size is set to the
+        backbone's input size and it is stored in the model file.
+    steps : int, optional
         Training steps of the head.
+    batch_size : int, optional
+        Random training vectors per step of the head (``<= 0``: all).
     learning_rate : float, optional
         Learning rate of the head's plain SGD (as the old tool).
-    train_batch_size : int, optional
-        Random training vectors per step (``<= 0``: all).
-    testing_percentage, validation_percentage : float, optional
-        Percentages of each class for the test and validation sets
+    validation_percentage, testing_percentage : float, optional
+        Percentages of each class for the validation and test sets
         (hash-stable, see `astroclusterclf.datasets`).
-    bottleneck_dir : str or `~pathlib.Path`, optional
-        Feature cache (default ``<cache dir>/bottlenecks``).
-    summaries_dir : str or `~pathlib.Path`, optional
-        Write TensorBoard scalars to ``summaries_dir/train`` and
-        ``summaries_dir/validation``.
     augment : bool, optional
         Train on the 8 rotations/flips of each training image (cached
         like any bottleneck).  The validation and test sets are never
         augmented.
+    hidden_units : int, optional
+        Add a hidden ReLU layer of this size to the head (0: none).
     fine_tune : bool, optional
         After the head, train the top of the backbone
         (``fine_tune_fraction`` of its weighted layers, BatchNorm frozen
         in inference mode) with the head on images for
         ``fine_tune_steps`` steps at ``fine_tune_learning_rate``
         (default ``learning_rate / 10``, SGD with momentum 0.9).
-    random_seed : int, optional
+    fine_tune_steps : int, optional
+    fine_tune_fraction : float, optional
+    fine_tune_learning_rate : float, optional
+    bottleneck_dir : str or `~pathlib.Path`, optional
+        Feature cache (default ``<cache dir>/bottlenecks``, see
+        `astroclusterclf.config.cache_dir`).
+    summaries_dir : str or `~pathlib.Path`, optional
+        Write TensorBoard scalars to ``summaries_dir/train`` and
+        ``summaries_dir/validation``.
+    seed : int, optional
         Seed of the head's initial weights and of batch sampling.
-    preprocessing : `~astroclusterclf.preprocessing.NormalizationSettings` or dict, optional
-        Normalization (default settings); its size is set to the
-        backbone's input size and it is stored in the model file.
-    eval_step_interval : int, optional
+    eval_interval : int, optional
         Evaluate (and log) every this many steps.
+    embed_batch_size : int, optional
+        Images per backbone forward pass while computing bottlenecks.
     callback : callable, optional
         Called with an `EvalStep` at every evaluation.
     progress : callable, optional
         Called as ``progress(done, total)`` while bottlenecks are computed.
-    hidden_units : int, optional
-        Add a hidden ReLU layer of this size to the head (0: none).
-    weights : str, optional
-        Backbone weights.
-    input_size : int, optional
-        Backbone input size in pixels (default: the backbone's own; a
-        smaller size is faster and less accurate).
-    batch_size : int, optional
-        Images per backbone forward pass.
 
     Returns
     -------
     result : `RetrainResult`
+        The report; ``result.classifier`` is the retrained
+        `~astroclusterclf.ClusterClassifier`.
 
     Raises
     ------
@@ -473,13 +505,25 @@ def retrain(image_dir, *, output_graph, output_labels=None,
         For each unreadable file (it is skipped and counted).
     SmallClassWarning
         For classes with few images.
+    astropy.utils.exceptions.AstropyDeprecationWarning
+        For the old keyword names of TensorFlow's ``retrain.py``
+        (``output_graph``, ``output_labels``, ``how_many_training_steps``,
+        ``train_batch_size``, ``preprocessing``, ``random_seed``,
+        ``eval_step_interval``), accepted for this release.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from astroclusterclf import make_dataset, retrain
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = make_dataset(tmp, n_per_class=6, size=32, seed=1)
+    ...     result = retrain(tmp, steps=50, input_size=32, augment=False,
+    ...                      testing_percentage=0, validation_percentage=0,
+    ...                      bottleneck_dir=f'{tmp}/cache')
+    >>> result.labels, result.output
+    (['globular cluster', 'open cluster'], None)
     """
     import keras
-    from astropy.table import Table
-
-    from . import backbones
-    from .bottlenecks import N_VARIANTS, BottleneckCache, cached_backbone
-    from .classifier import ClusterClassifier
 
     t0 = time.perf_counter()
     timings = {}
@@ -490,7 +534,7 @@ def retrain(image_dir, *, output_graph, output_labels=None,
     labels = lists.labels
     n_classes = len(labels)
     cache = BottleneckCache(bottleneck_dir, architecture=spec.name,
-                            weights=weights, settings=preprocessing,
+                            weights=weights, settings=settings,
                             input_size=input_size)
     settings = cache.settings
     size = cache.input_size
@@ -505,7 +549,7 @@ def retrain(image_dir, *, output_graph, output_labels=None,
                      for path, y in lists.files(split)]
     features = cache.get_features([r[0] for r in requests],
                                   variants=[r[1] for r in requests],
-                                  batch_size=batch_size, progress=progress)
+                                  batch_size=embed_batch_size, progress=progress)
     timings['bottlenecks'] = time.perf_counter() - t0
 
     data = {}
@@ -532,7 +576,7 @@ def retrain(image_dir, *, output_graph, output_labels=None,
 
     # -- head on bottlenecks
     t1 = time.perf_counter()
-    rng = np.random.default_rng(random_seed)
+    rng = np.random.default_rng(seed)
     _, x_train, y_train = data['training']
     n_var = x_train.shape[1]
     x_train_flat = x_train.reshape(-1, spec.feature_length)
@@ -540,15 +584,15 @@ def retrain(image_dir, *, output_graph, output_labels=None,
     _, x_val, y_val = data['validation']
     x_val = x_val[:, 0]
     head = _build_head(spec.feature_length, n_classes,
-                       hidden_units=hidden_units, seed=int(random_seed))
+                       hidden_units=hidden_units, seed=int(seed))
     history = []
     evaluator = _Evaluator(summaries_dir, callback, history)
     try:
         _train_head(head, x_train_flat, y_train_flat, x_val, y_val,
-                    steps=int(how_many_training_steps),
-                    batch_size=int(train_batch_size),
+                    steps=int(steps),
+                    batch_size=int(batch_size),
                     learning_rate=learning_rate,
-                    eval_step_interval=eval_step_interval, rng=rng,
+                    eval_interval=eval_interval, rng=rng,
                     evaluator=evaluator)
 
         # -- the full model: backbone + head
@@ -558,7 +602,7 @@ def retrain(image_dir, *, output_graph, output_labels=None,
                                               input_size=size_arg)
             _unfreeze_top(backbone, fine_tune_fraction)
         else:
-            backbone = cached_backbone(spec.name, weights, size_arg)
+            backbone = backbones.shared_backbone(spec.name, weights, size_arg)
         inputs = keras.Input((size, size, 3),
                              name='image')
         model = keras.Model(inputs, head(backbone(inputs)),
@@ -574,13 +618,13 @@ def retrain(image_dir, *, output_graph, output_labels=None,
                                       np.float32)
             _fine_tune(model, x_images, y_train, val_images, y_val,
                        steps=int(fine_tune_steps),
-                       batch_size=min(int(train_batch_size), 16),
+                       batch_size=min(int(batch_size), 16),
                        learning_rate=(fine_tune_learning_rate
                                       or learning_rate / 10),
-                       eval_step_interval=max(1, min(
-                           int(eval_step_interval), int(fine_tune_steps))),
+                       eval_interval=max(1, min(
+                           int(eval_interval), int(fine_tune_steps))),
                        rng=rng, evaluator=evaluator,
-                       first_step=int(how_many_training_steps))
+                       first_step=int(steps))
             backbone.trainable = False
             model.trainable = False
     finally:
@@ -592,11 +636,11 @@ def retrain(image_dir, *, output_graph, output_labels=None,
         model, labels, settings=settings, backbone=spec.name,
         metadata={'backbone_weights': cache.weights_id,
                   'fine_tuned': bool(fine_tune),
-                  'training_steps': int(how_many_training_steps)})
+                  'training_steps': int(steps)})
     if len(test_paths) == 0:
         test_probs = np.zeros((0, n_classes))
     elif fine_tune:
-        test_probs = clf.predict(test_paths, batch_size=batch_size)
+        test_probs = clf.predict(test_paths, batch_size=embed_batch_size)
     else:
         test_probs = np.asarray(head(x_test[:, 0], training=False))
     test_accuracy = _Evaluator.scores(test_probs, y_test)[0]
@@ -619,10 +663,11 @@ def retrain(image_dir, *, output_graph, output_labels=None,
 
     # -- outputs
     t2 = time.perf_counter()
-    clf.save(output_graph)
-    if output_labels is not None:
+    if output is not None:
+        clf.save(output)
+    if labels_output is not None:
         text = ''.join(f'{label}\n' for label in labels)
-        atomic_write(output_labels,
+        atomic_write(labels_output,
                      lambda tmp: Path(tmp).write_text(text, encoding='utf-8'),
                      make_parents=True)
     timings['saving'] = time.perf_counter() - t2
@@ -636,6 +681,6 @@ def retrain(image_dir, *, output_graph, output_labels=None,
         skipped=features.skipped, counts=counts,
         n_bottlenecks_computed=features.n_computed,
         n_bottlenecks_cached=features.n_cached,
-        output_graph=Path(output_graph),
-        output_labels=Path(output_labels) if output_labels else None,
+        output=Path(output) if output is not None else None,
+        labels_output=Path(labels_output) if labels_output is not None else None,
         classifier=clf, timings=timings)

@@ -31,9 +31,12 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
+from PIL import Image
 
 from ._atomic import atomic_write
 from .exceptions import SimulationError
+from .preprocessing import normalize
+from .version import __version__
 
 __all__ = ['CLASS_NAMES', 'simulate_cluster', 'make_dataset', 'make_mosaic']
 
@@ -591,7 +594,6 @@ def _add_band_cards(header, nbands):
 
 
 def _history(header):
-    from . import __version__
     header['HISTORY'] = f'Simulated by astroclusterclf {__version__}'
 
 
@@ -848,9 +850,6 @@ def _write_fits(path, data, header):
 
 
 def _write_png(path, data, name):
-    from PIL import Image
-
-    from .preprocessing import normalize
     rgb = normalize(data, name=name)
     pixels = np.round(np.clip(np.nan_to_num(rgb), 0.0, 1.0) * 255.0)
     pixels = pixels.astype(np.uint8)
@@ -1150,7 +1149,6 @@ def make_mosaic(directory, *, n_clusters=24, shape=(2048, 2048), seed=0,
     xcol = np.array([r[0] for r in rows])
     ycol = np.array([r[1] for r in rows])
     sky_coords = wcs.pixel_to_world(xcol, ycol)
-    from . import __version__
     table = Table(meta={'seed': seed, 'image': mosaic_path.name,
                         'shape': [ny, nx], 'cluster_size': cluster_size,
                         'bands': bands,

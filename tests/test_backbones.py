@@ -20,7 +20,8 @@ import pytest
 import astroclusterclf
 from astroclusterclf import backbones
 from astroclusterclf.backbones import efficientnet_lite, keras_apps
-from astroclusterclf.backbones.pth import file_sha256, read_pth
+from astroclusterclf.backbones.pth import read_pth
+from astroclusterclf.hashing import file_sha256
 from astroclusterclf.config import CACHE_ENV_VAR
 from astroclusterclf.exceptions import (UnknownBackboneError,
                                         WeightsIntegrityError,

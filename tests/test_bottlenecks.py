@@ -9,10 +9,11 @@ import pytest
 from astropy.io import fits
 
 from helpers import recording as _recording
-from astroclusterclf.bottlenecks import (N_VARIANTS, BottleneckCache,
-                                         cached_backbone, dihedral,
-                                         file_sha256, forward_function,
-                                         prefetch_map)
+from astroclusterclf.augment import dihedral
+from astroclusterclf.backbones import shared_backbone
+from astroclusterclf.bottlenecks import BottleneckCache
+from astroclusterclf.forward import forward_function
+from astroclusterclf.hashing import file_sha256
 from astroclusterclf.exceptions import SkippedFileWarning
 from astroclusterclf.preprocessing import NormalizationSettings, fits_to_rgb
 
@@ -41,53 +42,12 @@ def _entries(cache):
                   and p.name != 'key.json')
 
 
-def test_dihedral_group():
-    image = np.random.default_rng(0).random((5, 5, 3))
-    variants = [dihedral(image, v) for v in range(N_VARIANTS)]
-    # 8 distinct images, each a permutation of the pixels.
-    assert len({v.tobytes() for v in variants}) == 8
-    for v in variants:
-        assert np.shares_memory(v, image)   # views: batches copy them once
-        assert sorted(v.ravel()) == sorted(image.ravel())
-    # 4 quarter turns give back the original; flips are involutions.
-    x = image
-    for _ in range(4):
-        x = dihedral(x, 1)
-    np.testing.assert_array_equal(x, image)
-    np.testing.assert_array_equal(dihedral(dihedral(image, 4), 4), image)
-    with pytest.raises(ValueError, match='0..7'):
-        dihedral(image, 8)
-
-
-def test_prefetch_map_keeps_order_and_passes_errors():
-    def func(x):
-        if x == 3:
-            raise OSError('boom')
-        return x * x
-    out = list(prefetch_map(func, range(10), workers=3, lookahead=4))
-    assert [item for item, _, _ in out] == list(range(10))
-    assert [r for _, r, e in out if e is None] == [
-        x * x for x in range(10) if x != 3]
-    assert isinstance(out[3][2], OSError)
-
-
-def test_prefetch_map_overlaps_work():
-    # Each call waits for another one to start: only works concurrently.
-    barrier = threading.Barrier(2, timeout=10)
-
-    def func(x):
-        barrier.wait()
-        return x
-    assert [r for _, r, _ in prefetch_map(func, range(4), workers=2)] == [
-        0, 1, 2, 3]
-
-
 def test_features_match_direct_forward_pass(images, tmp_path):
     cache = _cache(tmp_path)
     assert cache.settings.size == (SIZE, SIZE)
     result = cache.get_features(images, variants=(0, 5), batch_size=3)
     assert result.n_computed == 8 and result.n_cached == 0
-    forward = forward_function(cached_backbone('efficientnet_lite0',
+    forward = forward_function(shared_backbone('efficientnet_lite0',
                                                input_size=SIZE))
     rgb = fits_to_rgb(images[1], settings=cache.settings)
     expected = np.asarray(forward(np.stack([rgb, dihedral(rgb, 5)])))

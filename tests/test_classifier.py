@@ -11,6 +11,7 @@ from astropy.nddata import NDData
 from astropy.wcs import WCS
 
 from astroclusterclf import cli
+from astroclusterclf.augment import dihedral
 from astroclusterclf.classifier import (METADATA_MEMBER, ClusterClassifier,
                                         read_labels)
 from astroclusterclf.exceptions import ImageReadError, ModelFileError
@@ -103,7 +104,6 @@ def test_tta(clf, files):
     np.testing.assert_allclose(tta.sum(axis=1), 1, rtol=1e-5)
     assert not np.allclose(tta, plain)
     # TTA is the mean over the 8 rotations/flips of the normalized image.
-    from astroclusterclf.bottlenecks import dihedral
     rgb = fits_to_rgb(files[0], settings=clf.settings)
     variants = np.stack([dihedral(rgb, v) for v in range(8)])
     expected = clf.model.predict(variants, verbose=0).mean(axis=0)

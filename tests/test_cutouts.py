@@ -15,6 +15,7 @@ from astropy.wcs import WCS
 
 from astroclusterclf.cutouts import (CutoutFlag, catalog_positions, iter_cutouts,
                                      make_cutouts, parse_size)
+from astroclusterclf.io import read_image
 from astroclusterclf.exceptions import (CatalogError, HDUNotFoundError, ImageReadError,
                                         MissingWCSError, NoImageDataError)
 
@@ -166,8 +167,16 @@ def test_hdu_selection_and_errors(image_file, tmp_path):
     assert r.flag == 0
     with pytest.raises(HDUNotFoundError, match='no HDU 5'):
         make_cutouts(path, [(10, 10)], 4, hdu=5)
-    with pytest.raises(ImageReadError, match='no such file'):
+    with pytest.raises(ImageReadError, match='missing.fits: file not found'):
         make_cutouts(tmp_path / 'missing.fits', [(1, 1)], 4)
+    # The same messages as the reader's: one resolver.
+    for hdu, error in ((5, HDUNotFoundError), (None, ImageReadError)):
+        source = path if hdu is not None else tmp_path / 'missing.fits'
+        with pytest.raises(error) as from_cutouts:
+            make_cutouts(source, [(1, 1)], 4, hdu=hdu)
+        with pytest.raises(error) as from_reader:
+            read_image(source, hdu=hdu)
+        assert str(from_cutouts.value) == str(from_reader.value)
     garbage = tmp_path / 'garbage.fits'
     garbage.write_bytes(b'not a FITS file at all' * 10)
     with pytest.raises(ImageReadError, match='garbage.fits'):

@@ -9,6 +9,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData, NDData
 from astropy.table import Table
 from astropy.wcs import WCS
+from astropy.wcs.wcsapi import HighLevelWCSWrapper
 from numpy.testing import assert_allclose, assert_array_equal
 from PIL import Image
 
@@ -17,7 +18,8 @@ from astroclusterclf import (AstroClusterClfError, HDUNotFoundError, ImageData,
                              ImageReadError, InvalidImageError,
                              NoImageDataError, UnsupportedInputError,
                              read_image)
-from astroclusterclf.io import SUPPORTED_EXTENSIONS, is_image_file
+from astroclusterclf.cutouts import make_cutouts
+from astroclusterclf.io import SUPPORTED_EXTENSIONS, is_image_file, resolve_image
 
 
 # -- helpers -----------------------------------------------------------------
@@ -506,7 +508,7 @@ def test_header_only_fits(tmp_path):
     path = tmp_path / 'header_only.fits'
     fits.PrimaryHDU().writeto(path)
     with unchanged(path), pytest.raises(
-            NoImageDataError, match=r'header_only\.fits: no HDU holds image'):
+            NoImageDataError, match=r'header_only\.fits: no HDU holds a 2-D or 3-D image'):
         read_image(path)
 
 
@@ -518,12 +520,12 @@ def test_table_only_fits(tmp_path):
     with unchanged(path), pytest.raises(NoImageDataError, match="'CAT'"):
         read_image(path)
     with unchanged(path), pytest.raises(NoImageDataError,
-                                        match="HDU 'CAT' .*no image data"):
+                                        match="HDU 'CAT' .*no 2-D or 3-D image"):
         read_image(path, hdu='CAT')
 
 
 def test_header_only_hdu_object():
-    with pytest.raises(NoImageDataError, match='PrimaryHDU.*no image data'):
+    with pytest.raises(NoImageDataError, match='PrimaryHDU.*no 2-D or 3-D image'):
         read_image(fits.PrimaryHDU())
 
 
@@ -551,8 +553,35 @@ def test_one_dimensional_fits(tmp_path):
     path = tmp_path / 'spectrum.fits'
     fits.PrimaryHDU(np.arange(10.0)).writeto(path)
     with unchanged(path), pytest.raises(
-            InvalidImageError, match=r'spectrum\.fits: .*got 1-D data'):
+            NoImageDataError, match=r'spectrum\.fits: no HDU holds a 2-D or 3-D image'):
         read_image(path)
+    with unchanged(path), pytest.raises(
+            NoImageDataError, match=r'spectrum\.fits: HDU 0 .*NAXIS=1'):
+        read_image(path, hdu=0)
+
+
+def test_one_dimensional_primary_then_image(tmp_path):
+    """A 1-D primary (e.g. a spectrum) does not hide the image after it,
+    and every stage picks the same HDU."""
+    path = tmp_path / 'mixed.fits'
+    fits.HDUList([fits.PrimaryHDU(np.arange(10.0)),
+                  fits.ImageHDU(np.ones((8, 8)), name='SCI')]).writeto(path)
+    with unchanged(path):
+        image = read_image(path)
+        assert image.data.shape == (8, 8)
+        assert image.header['EXTNAME'] == 'SCI'
+        with resolve_image(path) as resolved:
+            assert resolved.index == 1
+        result = make_cutouts(path, [(4, 4)], 4)[0]
+        assert result.cutout.data.shape == (4, 4)
+
+
+def test_resolve_image_ape14_wcs():
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
+    high_level = HighLevelWCSWrapper(wcs)
+    image = read_image((np.ones((5, 5)), high_level))
+    assert image.wcs.wcs.ctype[0] == 'RA---TAN'
 
 
 @pytest.mark.parametrize('shape', [(10,), (2, 3, 4, 5), (0, 5)])

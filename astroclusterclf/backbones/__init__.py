@@ -12,13 +12,17 @@ Examples
 >>> from astroclusterclf import backbones
 >>> backbones.DEFAULT_BACKBONE
 'efficientnet_lite0'
->>> 'inception_v3' in backbones.available()
+>>> 'inception_v3' in backbones.available_backbones()
 True
 """
 
 from .registry import (DEFAULT_BACKBONE, BackboneSpec, available,
-                       get_backbone, get_imagenet_classifier, get_spec,
-                       weights_id)
+                       get_backbone, get_imagenet_classifier, get_spec)
+# Used by the bottleneck cache and retrain, not public API:
+from .registry import shared_backbone, weights_id  # noqa: F401
 
-__all__ = ['DEFAULT_BACKBONE', 'BackboneSpec', 'available', 'get_backbone',
-           'get_imagenet_classifier', 'get_spec', 'weights_id']
+#: The name the package root exports `available` under.
+available_backbones = available
+
+__all__ = ['DEFAULT_BACKBONE', 'BackboneSpec', 'available_backbones', 'available',
+           'get_backbone', 'get_imagenet_classifier', 'get_spec']

@@ -43,10 +43,10 @@ import numpy as np
 
 from ..exceptions import WeightsIntegrityError, WeightsNotFoundError
 from . import _weights
-from .pth import file_sha256, read_pth
+from ..hashing import file_sha256
+from .pth import read_pth
 
-__all__ = ['VARIANTS', 'build_efficientnet_lite', 'load_state_dict',
-           'checkpoint_path', 'imagenet_classifier', 'backbone']
+__all__ = []  # internal: used through astroclusterclf.backbones
 
 log = logging.getLogger(__name__)
 

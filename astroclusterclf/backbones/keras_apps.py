@@ -24,8 +24,7 @@ from pathlib import Path
 from ..exceptions import WeightsNotFoundError
 from . import _weights
 
-__all__ = ['weights_filename', 'weights_url', 'keras_models_dirs',
-           'find_weights', 'build_keras_app', 'backbone', 'classifier']
+__all__ = []  # internal: used through astroclusterclf.backbones
 
 log = logging.getLogger(__name__)
 

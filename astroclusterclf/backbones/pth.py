@@ -29,7 +29,6 @@ Examples
 """
 
 import collections
-import hashlib
 import io
 import os
 import pickle
@@ -39,8 +38,9 @@ import zipfile
 import numpy as np
 
 from ..exceptions import WeightsIntegrityError, WeightsNotFoundError
+from ..hashing import file_sha256
 
-__all__ = ['read_pth', 'file_sha256']
+__all__ = ['read_pth']
 
 _LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
 _LEGACY_PROTOCOL = 1001
@@ -57,26 +57,6 @@ _STORAGE_DTYPES = {
     'ByteStorage': np.dtype('u1'),
     'BoolStorage': np.dtype('?'),
 }
-
-
-def file_sha256(path, *, chunk_size=1 << 20):
-    """Return the SHA-256 hex digest of the file at ``path``.
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     p = os.path.join(d, 'x.bin')
-    ...     with open(p, 'wb') as f:
-    ...         _ = f.write(b'abc')
-    ...     file_sha256(p)[:16]
-    'ba7816bf8f01cfea'
-    """
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(chunk_size), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _StorageType:

@@ -24,12 +24,16 @@ Examples
 
 import difflib
 import os
+import threading
 from dataclasses import dataclass
 
-from ..exceptions import UnknownBackboneError, WeightsNotFoundError
+from ..exceptions import (ParameterError, UnknownBackboneError,
+                          UnsupportedInputError, WeightsNotFoundError)
+from ..hashing import file_sha256
+from . import efficientnet_lite, keras_apps
 
 __all__ = ['BackboneSpec', 'DEFAULT_BACKBONE', 'available', 'get_spec',
-           'get_backbone', 'get_imagenet_classifier', 'weights_id']
+           'get_backbone', 'get_imagenet_classifier']
 
 DEFAULT_BACKBONE = 'efficientnet_lite0'
 
@@ -176,7 +180,7 @@ def _check_input_size(spec, input_size):
     minimum = 75 if spec.family == 'inception_v3' else 32
     if (isinstance(input_size, bool) or not isinstance(input_size, int)
             or input_size < minimum):
-        raise ValueError(
+        raise ParameterError(
             f'{spec.name}: input_size must be an integer >= {minimum}, got '
             f'{input_size!r}')
     return input_size
@@ -235,20 +239,19 @@ def get_backbone(name=DEFAULT_BACKBONE, *, weights='imagenet',
     size = _check_input_size(spec, input_size)
     if not (weights is None or _is_imagenet(weights)):
         if not isinstance(weights, (str, os.PathLike)):
-            raise TypeError(
+            raise UnsupportedInputError(
                 f"{spec.name}: weights must be 'imagenet', None or a path, "
                 f'got {type(weights).__name__}')
         if not os.path.isfile(weights):
             raise WeightsNotFoundError(f'{weights}: weights file not found')
     if spec.family == 'efficientnet_lite':
-        from . import efficientnet_lite
         model = efficientnet_lite.backbone(spec.name, weights=weights,
                                            input_size=size)
     else:
-        from . import keras_apps
         if str(weights).endswith('.pth'):
-            raise TypeError(f'{spec.name}: .pth weights are only supported '
-                            'for the efficientnet_lite backbones')
+            raise UnsupportedInputError(
+                f'{spec.name}: .pth weights are only supported for the '
+                'efficientnet_lite backbones')
         model = keras_apps.backbone(spec, weights=weights, input_size=size)
     model.trainable = bool(trainable)
     return model
@@ -274,10 +277,8 @@ def get_imagenet_classifier(name=DEFAULT_BACKBONE):
     """
     spec = get_spec(name)
     if spec.family == 'efficientnet_lite':
-        from . import efficientnet_lite
         model = efficientnet_lite.imagenet_classifier(spec.name)
     else:
-        from . import keras_apps
         model = keras_apps.classifier(spec)
     model.trainable = False
     return model
@@ -305,18 +306,34 @@ def weights_id(name, weights='imagenet'):
     >>> weights_id('efficientnet_lite0')
     'efficientnet_lite0:imagenet:579344248a93e230'
     """
-    from .pth import file_sha256
-
     spec = get_spec(name)
     if weights is None:
         return f'{spec.name}:random'
     if _is_imagenet(weights):
         if spec.family == 'efficientnet_lite':
-            from .efficientnet_lite import VARIANTS
-            return f'{spec.name}:imagenet:{VARIANTS[spec.name].sha256[:16]}'
-        from . import keras_apps
+            sha256 = efficientnet_lite.VARIANTS[spec.name].sha256
+            return f'{spec.name}:imagenet:{sha256[:16]}'
         path = keras_apps.imagenet_weights_path(spec)
         return f'{spec.name}:imagenet:{file_sha256(path)[:16]}'
     if not os.path.isfile(weights):
         raise WeightsNotFoundError(f'{weights}: weights file not found')
     return f'{spec.name}:file:{file_sha256(weights)[:16]}'
+
+
+_SHARED = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_backbone(name=DEFAULT_BACKBONE, weights='imagenet', input_size=None):
+    """Return a frozen backbone, built once per process and then shared.
+
+    Parameters are those of `get_backbone`.  The instance is shared by
+    the bottleneck cache and every classifier built in the process: do
+    not train it (fine-tuning builds its own with `get_backbone`).
+    """
+    key = (name, str(weights), input_size)
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = get_backbone(name, weights=weights, trainable=False,
+                                        input_size=input_size)
+        return _SHARED[key]

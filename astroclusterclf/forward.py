@@ -1,0 +1,46 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+The compiled forward pass of a Keras model.
+
+Calling a Keras model eagerly on each batch is several times slower than
+a traced `tf.function`.  `forward_function` traces one per model, for any
+batch size, and forgets it when the model is garbage-collected.
+TensorFlow is imported only when a forward function is first asked for.
+"""
+
+import weakref
+
+__all__ = ['forward_function']
+
+_FORWARD = weakref.WeakKeyDictionary()
+
+
+def forward_function(model):
+    """Return a `tf.function` computing ``model(x, training=False)``.
+
+    Parameters
+    ----------
+    model : `keras.Model`
+        A model with one input of shape ``(batch, ...)``.
+
+    Returns
+    -------
+    forward : callable
+        ``forward(x)`` for a float32 batch of any size; traced once per
+        model and held weakly (it does not keep the model alive).
+    """
+    import tensorflow as tf
+
+    try:
+        return _FORWARD[model]
+    except KeyError:
+        pass
+    shape = tuple(model.inputs[0].shape[1:])
+    ref = weakref.ref(model)   # the function must not keep the model alive
+
+    @tf.function(input_signature=[tf.TensorSpec((None,) + shape, tf.float32)],
+                 reduce_retracing=True)
+    def forward(x):
+        return ref()(x, training=False)
+    _FORWARD[model] = forward
+    return forward
