@@ -8,8 +8,14 @@ FITS header cards (written into the HDU that was classified):
 keyword       value
 ============  ===============================================================
 ``CLSLABEL``  predicted class (the most probable label)
-``CLSCONF``   its probability
+``CLSCONF``   its calibrated probability
 ``CLSMODEL``  model id, ``'<model file stem>:<sha256[:12]>'``
+``CLSOOD``    out-of-distribution score (about 1 for images like the
+              training images); the comment gives the model's threshold
+              (models of older versions have none, and no card)
+``CLSFLAG``   bit mask, 0 = no reason for doubt, 16 = unlike the training
+              images (``CLSOOD`` above the threshold), 32 = degenerate
+              image (constant, under 16 pixels, or over half masked)
 ``CLSPRBn``   probability of class ``n`` (1-based, model order); the
               comment names the class
 ``HISTORY``   one card naming the package, its version and the UTC date
@@ -17,8 +23,9 @@ keyword       value
 
 Table columns added by `annotate_table`: ``pred_class``, ``pred_conf``,
 one ``prob_<label>`` per class (non-alphanumeric characters of the label
-replaced by ``_``) and ``pred_flag`` (bit flags, see
-`~astroclusterclf.cutouts.CutoutFlag`).
+replaced by ``_``), ``pred_ood`` (the out-of-distribution score) and
+``pred_flag`` (bit flags: those of `~astroclusterclf.cutouts.CutoutFlag`,
+1 to 8, and of `~astroclusterclf.classifier.PredictionFlag`, 16 and 32).
 
 The image data of an annotated FITS file are never altered: the file is
 opened without scaling and without decompression, only the header of the
@@ -43,26 +50,38 @@ from astropy.table import Column, MaskedColumn, Table
 
 from astropy.io import registry
 
-from ._atomic import atomic_write
-from .cutouts import FLAG_DESCRIPTION, CutoutFlag, iter_cutouts
+from ._atomic import atomic_write, check_writable
+from .cutouts import CutoutFlag, iter_cutouts, parse_size
 from .exceptions import (AnnotationError, AstroClusterClfError, CatalogError,
-                         ImageReadError, NonFinitePixelWarning, OutputError)
-from .io import read_image, resolve_image
+                         FieldOfViewWarning, ImageReadError, NonFinitePixelWarning,
+                         OutputError)
+from .io import image_geometry, image_hdus, read_image, resolve_image
 from .parallel import prefetch_map
 from .version import __version__
 
 __all__ = ['FitsAnnotation', 'annotate_header', 'annotate_fits', 'annotate_table',
+           'cutout_size', 'predictions_table',
            'probability_column_name', 'read_catalog', 'write_table']
 
 log = logging.getLogger(__name__)
 
 #: Keywords of the fixed cards (``CLSPRBn`` cards come on top).
-CARD_KEYWORDS = ('CLSLABEL', 'CLSCONF', 'CLSMODEL')
+CARD_KEYWORDS = ('CLSLABEL', 'CLSCONF', 'CLSMODEL', 'CLSOOD', 'CLSFLAG')
 
 _PROB_KEY = re.compile(r'^CLSPRB\d+$')
 _MAX_CLASSES = 99  # CLSPRB99 is the last 8-character keyword
 _CARD_LENGTH = 80
 _VOTABLE_SUFFIXES = ('.xml', '.vot', '.votable')
+
+#: Factor beyond the training frames' range that draws a FieldOfViewWarning.
+FOV_TOLERANCE = 1.5
+
+#: One-line description of the bits of ``pred_flag`` and ``CLSFLAG``.
+FLAG_DESCRIPTION = ('bit flags: 0 = fine, 1 = off the image, 2 = partial cutout '
+                    '(edge, filled), 4 = too many bad (non-finite) pixels, '
+                    '8 = unreadable file, 16 = unlike the training images '
+                    '(pred_ood above the threshold), 32 = degenerate image '
+                    '(constant, under 16 px, or over half masked)')
 
 
 class FitsAnnotation(NamedTuple):
@@ -75,7 +94,11 @@ class FitsAnnotation(NamedTuple):
     label: str
     """Predicted class."""
     confidence: float
-    """Its probability."""
+    """Its (calibrated) probability."""
+    ood_score: float
+    """Out-of-distribution score (NaN for models without it)."""
+    flag: int
+    """`~astroclusterclf.classifier.PredictionFlag` bits (0: no doubt)."""
 
 
 # -- FITS headers ------------------------------------------------------------
@@ -124,7 +147,8 @@ def _utc_now():
     return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S')
 
 
-def annotate_header(header, probabilities, labels, *, model_id, date=None):
+def annotate_header(header, probabilities, labels, *, model_id, ood_score=None,
+                    ood_threshold=None, flag=0, date=None):
     """Write classification cards into a FITS header.
 
     Earlier ``CLS*`` cards (from a previous annotation) are replaced; one
@@ -141,6 +165,15 @@ def annotate_header(header, probabilities, labels, *, model_id, date=None):
     model_id : str
         Model identifier for ``CLSMODEL`` (e.g.
         `~astroclusterclf.ClusterClassifier.model_id`).
+    ood_score : float, optional
+        Out-of-distribution score for ``CLSOOD`` (see
+        `~astroclusterclf.ClusterClassifier.assess`); no card when `None`
+        or NaN.
+    ood_threshold : float, optional
+        The model's threshold, given in the ``CLSOOD`` comment.
+    flag : int, optional
+        `~astroclusterclf.classifier.PredictionFlag` bits for ``CLSFLAG``
+        (0: no reason for doubt).
     date : str, optional
         Date for the ``HISTORY`` card (default: now, UTC, ISO 8601).
 
@@ -161,12 +194,14 @@ def annotate_header(header, probabilities, labels, *, model_id, date=None):
     >>> from astroclusterclf.annotate import annotate_header
     >>> header = annotate_header(fits.Header(), [0.9, 0.1],
     ...                          ['globular cluster', 'open cluster'],
-    ...                          model_id='model:0123456789ab',
-    ...                          date='2025-01-01T00:00:00')
+    ...                          model_id='model:0123456789ab', ood_score=0.93,
+    ...                          ood_threshold=9.0, date='2025-01-01T00:00:00')
     >>> print(repr(header))  # doctest: +ELLIPSIS
     CLSLABEL= 'globular cluster'   / predicted class
     CLSCONF =                  0.9 / probability of the predicted class
     CLSMODEL= 'model:0123456789ab' / classifier model (name:sha256)
+    CLSOOD  =                 0.93 / OOD score; > 9 = unlike training
+    CLSFLAG =                    0 / flags: 0 ok, 16 unlike training, 32 degenerate
     CLSPRB1 =                  0.9 / P(globular cluster)
     CLSPRB2 =                  0.1 / P(open cluster)
     HISTORY astroclusterclf ... classified this HDU 2025-01-01T00:00:00 UTC
@@ -186,6 +221,11 @@ def annotate_header(header, probabilities, labels, *, model_id, date=None):
         _card('CLSCONF', float(probabilities[best]), 'probability of the predicted class'),
         _card('CLSMODEL', _ascii(model_id), 'classifier model (name:sha256)'),
     ]
+    if ood_score is not None and np.isfinite(ood_score):
+        limit = (f'; > {ood_threshold:.4g} = unlike training'
+                 if ood_threshold is not None and np.isfinite(ood_threshold) else '')
+        cards.append(_card('CLSOOD', round(float(ood_score), 4), f'OOD score{limit}'))
+    cards.append(_card('CLSFLAG', int(flag), 'flags: 0 ok, 16 unlike training, 32 degenerate'))
     cards += [_card(f'CLSPRB{i}', float(p), f'P({label})')
               for i, (label, p) in enumerate(zip(labels, probabilities), start=1)]
     if any(len(card.image) > _CARD_LENGTH for card in cards) and 'LONGSTRN' not in header:
@@ -210,7 +250,7 @@ def _image_hdu_index(path, hdu):
 
 
 def annotate_fits(classifier, path, *, output=None, in_place=False, hdu=None,
-                  overwrite=False):
+                  bands=None, overwrite=False):
     """Classify the image of a FITS file and write the result into its header.
 
     The cards of `annotate_header` go into the classified HDU.  The image
@@ -231,16 +271,22 @@ def annotate_fits(classifier, path, *, output=None, in_place=False, hdu=None,
         file in the same folder, then renamed, so a failure leaves the
         original intact).  Exactly one of ``output`` and ``in_place`` must
         be given.
-    hdu : int or str, optional
+    hdu : int, str or ``'all'``, optional
         HDU to classify and annotate (default: the first HDU with image
-        data, as `~astroclusterclf.io.read_image` chooses).
+        data, as `~astroclusterclf.io.resolve_image` chooses); ``'all'``:
+        every image HDU (e.g. the ``SCI`` extensions of HST/JWST-style
+        files), each with its own cards.
+    bands : tuple of int, optional
+        The 1 or 3 bands of a cube to use (see
+        `~astroclusterclf.ClusterClassifier.predict`).
     overwrite : bool, optional
         Replace an existing ``output``.
 
     Returns
     -------
-    result : `FitsAnnotation`
-        ``(path, hdu, label, confidence)``.
+    result : `FitsAnnotation` or list of them
+        ``(path, hdu, label, confidence, ood_score, flag)``; a list, one
+        per HDU, with ``hdu='all'``.
 
     Raises
     ------
@@ -257,6 +303,8 @@ def annotate_fits(classifier, path, *, output=None, in_place=False, hdu=None,
     if (output is None) == (not in_place):
         raise AnnotationError(f'{path}: give exactly one of output= and in_place=True '
                               f'(got output={output!r}, in_place={in_place!r})')
+    if path.is_dir():
+        raise ImageReadError(f'{path}: is a folder, not a FITS file')
     if not path.is_file():
         raise ImageReadError(f'{path}: file not found')
     if in_place:
@@ -265,41 +313,59 @@ def annotate_fits(classifier, path, *, output=None, in_place=False, hdu=None,
     else:
         target = Path(output)
         mode = None
-        if not target.parent.is_dir():
-            raise OutputError(f'{target}: output folder {target.parent} does not exist')
-        if target.exists():
-            if target.resolve() == path.resolve():
-                raise OutputError(f'{target}: output is the input file; '
-                                  'use in_place=True (--in-place) to update it')
-            if not overwrite:
-                raise OutputError(f'{target}: output file exists (use overwrite=True)')
+        if target.exists() and target.resolve() == path.resolve():
+            raise OutputError(f'{target}: output is the input file; '
+                              'use in_place=True (--in-place) to update it')
+    # Before any work: can the result be written there at all?
+    check_writable(target, overwrite=overwrite or in_place)
 
-    index = _image_hdu_index(path, hdu)
-    probabilities = classifier.predict(os.fspath(path), hdu=index)[0]
-    best = int(np.argmax(probabilities))
+    indices = image_hdus(path) if hdu == 'all' else [_image_hdu_index(path, hdu)]
+    assessment = classifier.assess([os.fspath(path)] * len(indices), hdu=indices,
+                                   bands=bands)
 
     gz = path.name.lower().endswith('.gz')
     # Raw view: no scaling, no uint conversion, no decompression, so the
     # data are written back exactly as they were read.
     with fits.open(path, mode='readonly', memmap=not gz, do_not_scale_image_data=True,
                    uint=False, disable_image_compression=True) as raw:
-        header = raw[index].header
-        annotate_header(header, probabilities, classifier.labels,
-                        model_id=classifier.model_id)
-        checksum = any('CHECKSUM' in h.header or 'DATASUM' in h.header for h in raw)
+        for row, index in enumerate(indices):
+            annotated = raw[index]
+            annotate_header(annotated.header, assessment.probabilities[row],
+                            classifier.labels, model_id=classifier.model_id,
+                            ood_score=assessment.ood_score[row],
+                            ood_threshold=classifier.ood_threshold,
+                            flag=assessment.flag[row])
+            # Only the annotated HDUs change, so only their checksums are
+            # recomputed; the other HDUs keep their cards as they are.
+            if 'CHECKSUM' in annotated.header:
+                annotated.add_checksum()
+            elif 'DATASUM' in annotated.header:
+                annotated.add_datasum()
 
         def write(tmp):
-            raw.writeto(tmp, overwrite=True, checksum=checksum, output_verify='exception')
+            raw.writeto(tmp, overwrite=True, checksum=False, output_verify='exception')
 
         try:
             atomic_write(target, write, mode=mode)
         except fits.verify.VerifyError as exc:
             raise AnnotationError(f'{path}: the annotated header would not be valid '
                                   f'FITS: {str(exc).strip().splitlines()[-1]}') from None
-    log.info('%s: HDU %d classified as %r (%.3f), written to %s', path, index,
-             classifier.labels[best], probabilities[best], target)
-    return FitsAnnotation(target, index, classifier.labels[best],
-                          float(probabilities[best]))
+        except (TypeError, ValueError, EOFError) as exc:
+            # e.g. a .fits.gz missing its final padding: astropy's raw view
+            # cannot copy data that are shorter than the header says.
+            raise ImageReadError(f'{path}: the FITS file is truncated or corrupt, '
+                                 f'cannot copy it ({exc})') from None
+    results = []
+    for row, index in enumerate(indices):
+        probabilities = assessment.probabilities[row]
+        best = int(np.argmax(probabilities))
+        log.info('%s: HDU %d classified as %r (%.3f), written to %s', path, index,
+                 classifier.labels[best], probabilities[best], target)
+        results.append(FitsAnnotation(target, index, classifier.labels[best],
+                                      float(probabilities[best]),
+                                      float(assessment.ood_score[row]),
+                                      int(assessment.flag[row])))
+    return results if hdu == 'all' else results[0]
 
 
 # -- tables ------------------------------------------------------------------
@@ -328,7 +394,7 @@ def _probability_columns(labels):
     return names
 
 
-def _build_table(table, labels, probabilities, flags, *, model_id):
+def _build_table(table, labels, probabilities, ood, flags, *, classifier):
     """A copy of ``table`` with the prediction columns (unclassified rows,
     NaN probabilities, masked)."""
     out = table.copy(copy_data=True)
@@ -351,17 +417,25 @@ def _build_table(table, labels, probabilities, flags, *, model_id):
             np.where(valid, probabilities[:, i], np.nan), mask=~valid, name=name,
             unit=u.dimensionless_unscaled,
             description=f'probability of class {_ascii(label)!r}'))
+    columns.append(MaskedColumn(
+        np.where(valid, ood, np.nan), mask=~valid | ~np.isfinite(ood), name='pred_ood',
+        unit=u.dimensionless_unscaled,
+        description=f'out-of-distribution score (about 1 for images like the training '
+                    f'images; above {classifier.ood_threshold:.4g}: flag 16)'))
     columns.append(Column(np.asarray(flags, dtype=np.int16), name='pred_flag',
                           description=FLAG_DESCRIPTION))
     for column in columns:
         if column.name in out.colnames:
             out.remove_column(column.name)
         out.add_column(column)
-    meta = {'CLSMODEL': _ascii(model_id),
+    meta = {'CLSMODEL': _ascii(classifier.model_id),
+            'CLSTEMP': classifier.temperature,
             'CLSVERS': f'astroclusterclf {__version__}',
             'CLSDATE': _utc_now(),
             'CLSNCLS': len(labels)}
     meta.update({f'CLSLAB{i}': _ascii(label) for i, label in enumerate(labels, start=1)})
+    if np.isfinite(classifier.ood_threshold):   # not for models without it
+        meta['CLSOODTH'] = classifier.ood_threshold
     out.meta.update(meta)
     return out
 
@@ -370,13 +444,16 @@ class _RowPredictor:
     """Collect the sources of table rows and predict them in chunks, into
     one ``(n_rows, n_classes)`` array (NaN for rows never added)."""
 
-    def __init__(self, classifier, n, *, batch_size, chunk, progress):
+    def __init__(self, classifier, n, *, batch_size, chunk, progress, bands=None):
         self.classifier = classifier
         self.n = n
         self.batch_size = batch_size
         self.chunk = chunk
         self.progress = progress
+        self.bands = bands
         self.probabilities = np.full((n, len(classifier.labels)), np.nan)
+        self.ood = np.full(n, np.nan)
+        self.flags = np.zeros(n, np.int16)
         self.pending, self.rows = [], []
 
     def add(self, row, source):
@@ -392,19 +469,22 @@ class _RowPredictor:
         # record partial cutouts and bad pixels.
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', NonFinitePixelWarning)
-            self.probabilities[self.rows] = self.classifier.predict(
-                self.pending, batch_size=self.batch_size)
+            assessment = self.classifier.assess(
+                self.pending, batch_size=self.batch_size, bands=self.bands)
+        self.probabilities[self.rows] = assessment.probabilities
+        self.ood[self.rows] = assessment.ood_score
+        self.flags[self.rows] |= assessment.flag
         if self.progress is not None:
             self.progress(self.rows[-1] + 1, self.n)
         self.pending.clear()
         self.rows.clear()
 
 
-def _classify_cutouts(classifier, table, image, *, ra, dec, size, hdu, batch_size,
+def _classify_cutouts(classifier, table, image, *, ra, dec, size, hdu, bands, batch_size,
                       max_bad_fraction, progress):
     n = len(table)
     predictor = _RowPredictor(classifier, n, batch_size=batch_size,
-                              chunk=4 * batch_size, progress=progress)
+                              chunk=4 * batch_size, progress=progress, bands=bands)
     flags = np.zeros(n, dtype=np.int16)
     results = iter_cutouts(image, table, size, hdu=hdu, ra=ra, dec=dec,
                            max_bad_fraction=max_bad_fraction)
@@ -414,17 +494,17 @@ def _classify_cutouts(classifier, table, image, *, ra, dec, size, hdu, batch_siz
             continue
         predictor.add(row, (result.cutout.data, result.cutout.wcs))
     predictor.flush()
-    return predictor.probabilities, flags
+    return predictor.probabilities, predictor.ood, flags | predictor.flags
 
 
-def _classify_files(classifier, table, path_column, *, hdu, batch_size,
+def _classify_files(classifier, table, path_column, *, hdu, bands, batch_size,
                     max_bad_fraction, progress):
     if path_column not in table.colnames:
         raise CatalogError(f'catalog has no column {path_column!r}; columns present: '
                            f'{", ".join(table.colnames) or "(none)"}')
     n = len(table)
     predictor = _RowPredictor(classifier, n, batch_size=batch_size,
-                              chunk=batch_size, progress=progress)
+                              chunk=batch_size, progress=progress, bands=bands)
     flags = np.zeros(n, dtype=np.int16)
     column = table[path_column]
     mask = np.ma.getmaskarray(column)
@@ -448,12 +528,110 @@ def _classify_files(classifier, table, path_column, *, hdu, batch_size,
         predictor.add(row, (image.data, image.header)
                       if image.header is not None else image.data)
     predictor.flush()
-    return predictor.probabilities, flags
+    return predictor.probabilities, predictor.ood, flags | predictor.flags
 
 
-def annotate_table(classifier, table, *, image=None, ra='ra', dec='dec', size=64,
-                   path_column=None, hdu=None, batch_size=32, max_bad_fraction=0.5,
-                   progress=None):
+def cutout_size(classifier, image=None, *, hdu=None, size=None):
+    """The cutout size to classify a survey image with, and why.
+
+    Without ``size``, the model's own field of view: the median size of
+    its training frames in pixels, or, when the training frames' pixel
+    scales agree within 10 % and the survey image has a celestial WCS, the
+    same angle on the sky.  Models of older versions, which do not record
+    their training frames, get 64 pixels.
+
+    Warns (`FieldOfViewWarning`) when the survey's pixel scale, or the
+    given ``size``, is more than a factor of 1.5 outside the range of the
+    training frames.
+
+    Parameters
+    ----------
+    classifier : `~astroclusterclf.ClusterClassifier`
+        The model.
+    image : optional
+        The survey image (anything `~astroclusterclf.io.resolve_image`
+        accepts; only its header is read).
+    hdu : int or str, optional
+        Its HDU.
+    size : int, `~astropy.units.Quantity`, str or pair, optional
+        A size asked for (see `~astroclusterclf.cutouts.parse_size`).
+
+    Returns
+    -------
+    size : int, tuple or `~astropy.units.Quantity`
+        What to pass to `~astroclusterclf.cutouts.iter_cutouts`.
+    text : str
+        The size as recorded in table metadata (``CLSSIZE``), e.g.
+        ``'128 x 128 pix'`` or ``'51.2 x 51.2 arcsec'``.
+    """
+    frames = classifier.training_frames
+    survey_scale = None
+    if image is not None:
+        survey_scale = image_geometry(image, hdu=hdu)[1]
+    train_scale = frames.get('pixel_scale') if frames else None
+    if survey_scale is not None and train_scale:
+        lo, hi = train_scale['min'], train_scale['max']
+        if survey_scale > FOV_TOLERANCE * hi or survey_scale < lo / FOV_TOLERANCE:
+            warnings.warn(
+                f'the survey image has {survey_scale:.3g} arcsec/pixel, more than a '
+                f'factor of {FOV_TOLERANCE} outside the training frames\' '
+                f'{lo:.3g}-{hi:.3g} arcsec/pixel', FieldOfViewWarning, stacklevel=2)
+    if size is not None:
+        size = parse_size(size)
+        if frames:
+            _check_size(size, frames, survey_scale)
+        return size, _size_text(size)
+    if not frames:
+        log.warning('the model does not record its training frames (an older model '
+                    'file): cutting 64-pixel cutouts')
+        return 64, _size_text(64)
+    ny, nx = (int(round(v)) for v in frames['shape']['median'])
+    if (train_scale and survey_scale is not None
+            and (train_scale['max'] - train_scale['min']) <= 0.1 * train_scale['median']):
+        angle = (ny * train_scale['median'], nx * train_scale['median']) * u.arcsec
+        return angle, _size_text(angle)
+    return (ny, nx), _size_text((ny, nx))
+
+
+def _size_text(size):
+    if isinstance(size, u.Quantity):
+        values = np.atleast_1d(size.value)
+        values = values if values.size == 2 else np.repeat(values, 2)
+        return f'{values[0]:.4g} x {values[1]:.4g} {size.unit.to_string()}'
+    if isinstance(size, tuple):
+        parts = [s.to_value(u.pix) if isinstance(s, u.Quantity) else s for s in size]
+        return f'{parts[0]:.4g} x {parts[1]:.4g} pix'
+    return f'{size} x {size} pix'
+
+
+def _check_size(size, frames, survey_scale):
+    """Warn when a requested size is far outside the training frames."""
+    sides = size if isinstance(size, tuple) else (size, size)
+    if isinstance(size, u.Quantity) and not size.isscalar:
+        sides = tuple(size)
+    train_scale = frames.get('pixel_scale')
+    lo_pix, hi_pix = min(frames['shape']['min']), max(frames['shape']['max'])
+    for side in sides:
+        if isinstance(side, u.Quantity) and side.unit.physical_type == 'angle':
+            if not train_scale:
+                continue
+            value, lo, hi = (side.to_value(u.arcsec), lo_pix * train_scale['min'],
+                             hi_pix * train_scale['max'])
+            unit = 'arcsec'
+        else:
+            value = side.to_value(u.pix) if isinstance(side, u.Quantity) else side
+            lo, hi, unit = lo_pix, hi_pix, 'pixels'
+        if value > FOV_TOLERANCE * hi or value < lo / FOV_TOLERANCE:
+            warnings.warn(
+                f'cutout size {value:.4g} {unit} is more than a factor of {FOV_TOLERANCE} '
+                f'outside the training frames ({lo:.4g}-{hi:.4g} {unit}): the model sees '
+                'a field of view it was not trained on', FieldOfViewWarning, stacklevel=3)
+            return
+
+
+def annotate_table(classifier, table, *, image=None, ra=None, dec=None, size=None,
+                   path_column=None, hdu=None, bands=None, batch_size=32,
+                   max_bad_fraction=0.5, progress=None):
     """Classify the rows of a catalog and return it with prediction columns.
 
     Either cut out each row's sky position from a large ``image`` (read
@@ -470,13 +648,20 @@ def annotate_table(classifier, table, *, image=None, ra='ra', dec='dec', size=64
     image : str, `~pathlib.Path`, HDU, `~astropy.io.fits.HDUList`, ..., optional
         A survey image with a celestial WCS.
     ra, dec : str, optional
-        Names of the position columns (degrees unless they have a unit).
+        Names of the position columns (degrees unless they have a unit),
+        or ``ra`` alone naming a `~astropy.coordinates.SkyCoord` column.
+        By default the usual names are recognised (see
+        `~astroclusterclf.cutouts.catalog_positions`).
     size : int, `~astropy.units.Quantity` or str, optional
         Cutout size in pixels or as an angle (e.g. ``30 * u.arcsec``).
+        By default the model's own field of view (see `cutout_size`).
     path_column : str, optional
         Name of a column of image file names (instead of ``image``).
     hdu : int or str, optional
         HDU of ``image`` or of each file.
+    bands : tuple of int, optional
+        The 1 or 3 bands of cubes to use (see
+        `~astroclusterclf.ClusterClassifier.predict`).
     batch_size : int, optional
         Images per forward pass.
     max_bad_fraction : float, optional
@@ -495,9 +680,19 @@ def annotate_table(classifier, table, *, image=None, ra='ra', dec='dec', size=64
         could not be classified have masked predictions and a non-zero
         flag: 1 = off the image, 2 = partial cutout (classified, but the
         cutout overlaps the image edge), 4 = too many bad pixels,
-        8 = unreadable file.  ``meta`` records the model (``CLSMODEL``),
-        the labels (``CLSLAB1``...), the package version (``CLSVERS``) and
-        the date (``CLSDATE``).
+        8 = unreadable file; 16 = unlike the training images, 32 =
+        degenerate image (see `~astroclusterclf.classifier.PredictionFlag`).
+        ``pred_ood`` is the out-of-distribution score.  ``meta`` records
+        the model (``CLSMODEL``), its calibration temperature
+        (``CLSTEMP``) and OOD threshold (``CLSOODTH``), the labels
+        (``CLSLAB1``...), the cutout size used (``CLSSIZE``), the package
+        version (``CLSVERS``) and the date (``CLSDATE``).
+
+    Warns
+    -----
+    FieldOfViewWarning
+        The survey's pixel scale or the cutout size is far from the
+        training frames' (see `cutout_size`).
 
     Raises
     ------
@@ -514,19 +709,58 @@ def annotate_table(classifier, table, *, image=None, ra='ra', dec='dec', size=64
         raise AnnotationError('give exactly one of image= (a survey image to cut out '
                               'the catalog positions from) and path_column= (a column '
                               'of image file names)')
+    size_text = None
     if image is not None:
-        probabilities, flags = _classify_cutouts(
-            classifier, table, image, ra=ra, dec=dec, size=size, hdu=hdu,
+        size, size_text = cutout_size(classifier, image, hdu=hdu, size=size)
+        probabilities, ood, flags = _classify_cutouts(
+            classifier, table, image, ra=ra, dec=dec, size=size, hdu=hdu, bands=bands,
             batch_size=batch_size, max_bad_fraction=max_bad_fraction,
             progress=progress)
     else:
-        probabilities, flags = _classify_files(
-            classifier, table, path_column, hdu=hdu, batch_size=batch_size,
+        probabilities, ood, flags = _classify_files(
+            classifier, table, path_column, hdu=hdu, bands=bands, batch_size=batch_size,
             max_bad_fraction=max_bad_fraction, progress=progress)
     if progress is not None:
         progress(len(table), len(table))
-    return _build_table(table, classifier.labels, probabilities, flags,
-                        model_id=classifier.model_id)
+    annotated = _build_table(table, classifier.labels, probabilities, ood, flags,
+                             classifier=classifier)
+    if size_text is not None:
+        annotated.meta['CLSSIZE'] = size_text
+    return annotated
+
+
+def predictions_table(classifier, names, assessment, *, hdus=None):
+    """A table of the predictions of `~astroclusterclf.ClusterClassifier.assess`,
+    one row per source (what ``astroclusterclf label --output`` writes).
+
+    Parameters
+    ----------
+    classifier : `~astroclusterclf.ClusterClassifier`
+        The model.
+    names : list of str
+        The ``path`` of each row.
+    assessment : `~astroclusterclf.classifier.Assessment`
+        Its result for the same sources; sources in ``errors`` get flag 8.
+    hdus : list of int, optional
+        An ``hdu`` column (the HDU classified in each file).
+
+    Returns
+    -------
+    table : `~astropy.table.Table`
+        ``path`` (and ``hdu``), ``pred_class``, ``pred_conf``,
+        ``prob_<label>``, ``pred_ood`` and ``pred_flag``, with the meta of
+        `annotate_table`.
+    """
+    base = Table({'path': np.array([str(n) for n in names], dtype=str)})
+    base['path'].description = 'image file'
+    if hdus is not None:
+        base['hdu'] = np.asarray(hdus, dtype=np.int16)
+        base['hdu'].description = 'index of the classified HDU'
+    flags = np.asarray(assessment.flag, np.int16).copy()
+    for index, _ in assessment.errors:
+        flags[index] |= CutoutFlag.UNREADABLE
+    return _build_table(base, classifier.labels, assessment.probabilities,
+                        assessment.ood_score, flags, classifier=classifier)
 
 
 # -- table files -------------------------------------------------------------
@@ -580,8 +814,9 @@ def check_table_output(path, *, format=None, overwrite=False):
     Raises
     ------
     OutputError
-        The folder does not exist, the file exists (without
-        ``overwrite``) or is a folder, or the format is unknown.
+        The folder does not exist or does not accept a new file, the file
+        exists (without ``overwrite``), is a folder, is write-protected or
+        hard-linked, or the format is unknown.
 
     Examples
     --------
@@ -590,12 +825,7 @@ def check_table_output(path, *, format=None, overwrite=False):
     ('ascii.ecsv', 'votable')
     """
     path = Path(path)
-    if not path.parent.is_dir():
-        raise OutputError(f'{path}: output folder {path.parent} does not exist')
-    if path.is_dir():
-        raise OutputError(f'{path}: is a folder')
-    if path.exists() and not overwrite:
-        raise OutputError(f'{path}: output file exists (use overwrite)')
+    check_writable(path, overwrite=overwrite)
     if format is not None:
         if format not in registry.get_formats(Table, 'Write')['Format']:
             raise OutputError(f'{path}: unknown table format {format!r}')

@@ -32,7 +32,8 @@ from . import backbones
 from ._atomic import atomic_write
 from .augment import N_VARIANTS, dihedral
 from .config import cache_dir
-from .exceptions import AstroClusterClfError, ParameterError, SkippedFileWarning
+from .exceptions import (AstroClusterClfError, OutputError, ParameterError,
+                         SkippedFileWarning)
 from .forward import forward_function
 from .hashing import file_sha256
 from .parallel import prefetch_map
@@ -115,6 +116,10 @@ class BottleneckCache:
                        for c in self.architecture)
         self.root = self.directory / f'{safe}-{self.key}'
         self._key_written = False
+        self.read_only = False
+        if self.directory.exists() and not self.directory.is_dir():
+            raise OutputError(f'{self.directory}: the bottleneck cache must be a folder, '
+                              'but this is a file')
 
     def __repr__(self):
         return (f'<BottleneckCache {self.architecture} key={self.key} '
@@ -167,7 +172,22 @@ class BottleneckCache:
 
     def store(self, digest, entry):
         """Write the entry of a file digest atomically (temporary file +
-        `os.replace`), keeping rows that another run stored meanwhile."""
+        `os.replace`), keeping rows that another run stored meanwhile.
+
+        A cache that cannot be written (read-only, disk full) is not an
+        error: the features are still returned, a warning is logged once,
+        and `read_only` becomes True.
+        """
+        if self.read_only:
+            return
+        try:
+            self._store(digest, entry)
+        except OutputError as exc:
+            self.read_only = True
+            log.warning('cannot write to the bottleneck cache (%s); features are '
+                        'computed but not stored', exc)
+
+    def _store(self, digest, entry):
         entry = np.asarray(entry, dtype=np.float32)
         if not self._key_written:
             info = {'architecture': self.architecture,
@@ -185,7 +205,7 @@ class BottleneckCache:
             entry[todo] = existing[todo]
         atomic_write(self.entry_path(digest),
                      lambda tmp: np.save(tmp, entry, allow_pickle=False),
-                     make_parents=True)
+                     make_parents=True, sweep=False)
 
     def _empty_entry(self):
         return np.full((N_VARIANTS, self.feature_length), np.nan, np.float32)

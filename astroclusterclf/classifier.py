@@ -25,12 +25,14 @@ Classify a FITS file with a model written by `astroclusterclf.retrain`::
 """
 
 import datetime
+import enum
 import hashlib
 import json
 import logging
 import os
 import tempfile
 import zipfile
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -40,14 +42,18 @@ from astropy.wcs import WCS
 
 from ._atomic import atomic_write
 from .augment import N_VARIANTS, dihedral
-from .exceptions import ModelFileError
+from .calibration import calibrate_probabilities
+from .exceptions import AstroClusterClfError, ModelFileError, ParameterError
 from .forward import forward_function
 from .hashing import file_sha256
+from .io import read_image
+from .ood import FeatureDensity
 from .parallel import prefetch_map
-from .preprocessing import NormalizationSettings, fits_to_rgb
+from .preprocessing import NormalizationSettings, normalize
 from .version import __version__
 
-__all__ = ['ClusterClassifier', 'read_labels']
+__all__ = ['ClusterClassifier', 'Assessment', 'PredictionFlag', 'degenerate_flag',
+           'read_labels']
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +76,122 @@ def _is_single_source(sources):
         return False
     # HDUs, NDData, ... are single; generators and iterators are many.
     return not hasattr(sources, '__next__')
+
+
+#: Largest metadata member accepted (the labels and settings need a few kB).
+MAX_METADATA_BYTES = 1 << 20
+
+#: Member holding the description of the training features (`FeatureDensity`).
+OOD_MEMBER = 'astroclusterclf_ood.npz'
+
+#: Largest OOD member accepted (k x d float32: 320 kB for 64 x 1280).
+MAX_OOD_BYTES = 64 << 20
+
+#: Images smaller than this (pixels, either side) are flagged as degenerate.
+MIN_IMAGE_SIZE = 16
+
+
+class PredictionFlag(enum.IntFlag):
+    """Bits saying how far to trust a prediction (0: no reason for doubt).
+
+    They share one bit mask with `~astroclusterclf.CutoutFlag` (bits 1 to
+    8) in the ``pred_flag`` column of annotated tables and in the
+    ``CLSFLAG`` card of annotated FITS headers.
+    """
+
+    UNLIKE_TRAINING = 16
+    """The out-of-distribution score is above the model's threshold: the
+    image is unlike the training images."""
+    DEGENERATE = 32
+    """The image is constant, smaller than 16 pixels on a side, or has
+    more than half of its pixels masked or non-finite."""
+
+
+class Assessment(NamedTuple):
+    """The result of `ClusterClassifier.assess`."""
+
+    probabilities: np.ndarray
+    """``(N, n_classes)`` calibrated probabilities (NaN rows for skipped
+    sources)."""
+    ood_score: np.ndarray
+    """``(N,)`` out-of-distribution scores: about 1 for images like the
+    training images; above `ClusterClassifier.ood_threshold` the image is
+    flagged `PredictionFlag.UNLIKE_TRAINING`.  NaN when the model has no
+    description of its training features (files of older versions)."""
+    flag: np.ndarray
+    """``(N,)`` `PredictionFlag` bits (int16)."""
+    errors: list
+    """``[(index, exception), ...]`` of the sources that could not be read
+    (with ``on_error='skip'``)."""
+
+
+def degenerate_flag(data):
+    """`PredictionFlag.DEGENERATE` for an image no classifier should be
+    trusted on, else 0: constant (all finite pixels equal), smaller than
+    `MIN_IMAGE_SIZE` pixels on a side, or more than half masked.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astroclusterclf.classifier import degenerate_flag
+    >>> int(degenerate_flag(np.ones((64, 64)))), int(degenerate_flag(np.ones((8, 8))))
+    (32, 32)
+    >>> int(degenerate_flag(np.random.default_rng(0).random((64, 64))))
+    0
+    """
+    data = np.asarray(data)
+    if min(data.shape[-2:]) < MIN_IMAGE_SIZE:
+        return PredictionFlag.DEGENERATE
+    finite = np.isfinite(data)
+    n_finite = int(finite.sum())
+    if n_finite * 2 < data.size:
+        return PredictionFlag.DEGENERATE
+    values = data[finite] if n_finite < data.size else data.ravel()
+    if values.size == 0 or values.min() == values.max():
+        return PredictionFlag.DEGENERATE
+    return PredictionFlag(0)
+
+
+# Types of the metadata entries, checked before any is used.
+_METADATA_TYPES = {
+    'format': str, 'format_version': int, 'labels': list, 'preprocessing': dict,
+    'backbone': str, 'input_size': int, 'backbone_weights': str,
+    'package_version': str, 'created': str, 'fine_tuned': bool,
+    'training_steps': int, 'temperature': float, 'ood_threshold': float,
+    'training_frames': dict, 'calibration': dict,
+}
+
+
+def _check_metadata(metadata, path):
+    """Raise `ModelFileError` unless ``metadata`` is astroclusterclf
+    metadata of a supported version with entries of the right types."""
+    if not isinstance(metadata, dict) or metadata.get('format') != 'astroclusterclf':
+        raise ModelFileError(f'{path}: {METADATA_MEMBER} is not astroclusterclf metadata')
+    for key, kind in _METADATA_TYPES.items():
+        if key not in metadata:
+            continue
+        value = metadata[key]
+        # bool is an int in Python; a JSON float may be written as an int.
+        wrong = (not isinstance(value, (int, float) if kind is float else kind)
+                 or (kind in (int, float) and isinstance(value, bool)))
+        if wrong:
+            raise ModelFileError(
+                f'{path}: metadata entry {key!r} must be of type {kind.__name__}, '
+                f'got {type(value).__name__} {str(value)[:40]!r}')
+    version = metadata.get('format_version', 0)
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f'{path}: model format version {version} is newer than this '
+            f'astroclusterclf supports ({FORMAT_VERSION}); upgrade')
+    temperature = metadata.get('temperature', 1.0)
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ModelFileError(f'{path}: metadata entry \'temperature\' must be a positive '
+                             f'number, got {temperature!r}')
+    labels = metadata.get('labels')
+    if (not labels or not all(isinstance(label, str) and label for label in labels)
+            or len(set(labels)) != len(labels)):
+        raise ModelFileError(f'{path}: metadata entry \'labels\' must be a non-empty '
+                             'list of distinct, non-empty strings')
 
 
 def read_labels(path):
@@ -116,7 +238,11 @@ class ClusterClassifier:
         Name of the backbone the model is built on.
     metadata : dict, optional
         Further metadata (``backbone_weights``, ``package_version``,
-        ``created``, ...), stored in the model file.
+        ``created``, ``temperature``, ``training_frames``, ...), stored in
+        the model file.
+    ood : `~astroclusterclf.ood.FeatureDensity`, optional
+        Description of the training features, for the out-of-distribution
+        score (stored in the model file).
 
     Examples
     --------
@@ -160,7 +286,7 @@ class ClusterClassifier:
     """
 
     def __init__(self, model, labels, *, settings=None, backbone='unknown',
-                 metadata=None):
+                 metadata=None, ood=None):
         if settings is None:
             settings = NormalizationSettings()
         elif isinstance(settings, dict):
@@ -192,8 +318,34 @@ class ClusterClassifier:
             'created',
             datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec='seconds'))
+        self.ood = ood
+        if ood is not None:
+            self.metadata['ood_threshold'] = float(ood.threshold)
         self.path = None
         self._file_sha256 = None
+        self._split = None
+
+    @property
+    def temperature(self):
+        """The calibration temperature applied to the model's
+        probabilities (Guo et al. 2017; see `astroclusterclf.calibration`):
+        fitted by `~astroclusterclf.retrain`, 1.0 for uncalibrated models
+        (files of older versions)."""
+        return float(self.metadata.get('temperature', 1.0))
+
+    @property
+    def ood_threshold(self):
+        """OOD scores above this mean "unlike the training images" (NaN for
+        models without a description of their training features)."""
+        return float(self.ood.threshold) if self.ood is not None else float('nan')
+
+    @property
+    def training_frames(self):
+        """What the training images were like: ``{'n': ..., 'shape':
+        {'median', 'min', 'max'}, 'pixel_scale': {...} or None}``, shapes in
+        pixels ``[ny, nx]`` and pixel scales in arcsec per pixel (from the
+        images with a celestial WCS); `None` for older model files."""
+        return self.metadata.get('training_frames')
 
     def __repr__(self):
         where = f' from {self.path}' if self.path else ''
@@ -227,6 +379,8 @@ class ClusterClassifier:
         import keras
 
         path = Path(path)
+        if path.is_dir():
+            raise ModelFileError(f'{path}: is a folder, not a model file')
         if not path.is_file():
             raise ModelFileError(f'{path}: model file not found')
         try:
@@ -237,34 +391,50 @@ class ClusterClassifier:
                         f'{path}: not an astroclusterclf model file (no '
                         f'{METADATA_MEMBER} member; use '
                         'keras.saving.load_model for plain Keras files)')
-                metadata = json.loads(z.read(METADATA_MEMBER))
+                size = z.getinfo(METADATA_MEMBER).file_size
+                if size > MAX_METADATA_BYTES:
+                    raise ModelFileError(
+                        f'{path}: the {METADATA_MEMBER} member declares {size} bytes, '
+                        f'more than the {MAX_METADATA_BYTES} metadata can need')
+                with z.open(METADATA_MEMBER) as member:
+                    # Read no more than the cap, whatever the zip claims.
+                    text = member.read(MAX_METADATA_BYTES + 1)
+                if len(text) > MAX_METADATA_BYTES:
+                    raise ModelFileError(f'{path}: the {METADATA_MEMBER} member is '
+                                         'larger than it declares')
+                metadata = json.loads(text)
+                ood_bytes = None
+                if OOD_MEMBER in names:
+                    size = z.getinfo(OOD_MEMBER).file_size
+                    if size > MAX_OOD_BYTES:
+                        raise ModelFileError(
+                            f'{path}: the {OOD_MEMBER} member declares {size} bytes, '
+                            f'more than the {MAX_OOD_BYTES} it can need')
+                    with z.open(OOD_MEMBER) as member:
+                        ood_bytes = member.read(MAX_OOD_BYTES + 1)
+                    if len(ood_bytes) > MAX_OOD_BYTES:
+                        raise ModelFileError(f'{path}: the {OOD_MEMBER} member is '
+                                             'larger than it declares')
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             if isinstance(exc, ModelFileError):
                 raise
             raise ModelFileError(
                 f'{path}: not a Keras .keras model file ({exc})') from None
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ModelFileError(
                 f'{path}: corrupt {METADATA_MEMBER} member ({exc})') from None
-        if (not isinstance(metadata, dict)
-                or metadata.get('format') != 'astroclusterclf'
-                or 'labels' not in metadata):
-            raise ModelFileError(
-                f'{path}: {METADATA_MEMBER} is not astroclusterclf metadata')
-        if metadata.get('format_version', 0) > FORMAT_VERSION:
-            raise ModelFileError(
-                f'{path}: model format version '
-                f'{metadata["format_version"]} is newer than this '
-                f'astroclusterclf supports ({FORMAT_VERSION}); upgrade')
+        _check_metadata(metadata, path)
+        ood = (FeatureDensity.from_bytes(ood_bytes, name=f'{path}: {OOD_MEMBER}')
+               if ood_bytes is not None else None)
         # Keras wants the .keras suffix; a renamed file is read via a link.
         try:
             if path.suffix == '.keras':
-                model = keras.saving.load_model(path, compile=False)
+                model = keras.saving.load_model(path, compile=False, safe_mode=True)
             else:
                 with tempfile.TemporaryDirectory() as tmp:
                     link = Path(tmp) / 'model.keras'
                     os.symlink(path.resolve(), link)
-                    model = keras.saving.load_model(link, compile=False)
+                    model = keras.saving.load_model(link, compile=False, safe_mode=True)
         except Exception as exc:  # keras raises many types here
             raise ModelFileError(
                 f'{path}: cannot load the Keras model '
@@ -277,10 +447,13 @@ class ClusterClassifier:
                     f'{path}: the model has {len(metadata["labels"])} '
                     f'classes but {len(labels)} labels were given')
             metadata = dict(metadata, labels=list(labels))
-        clf = cls(model, metadata['labels'],
-                  settings=metadata.get('preprocessing'),
-                  backbone=metadata.get('backbone', 'unknown'),
-                  metadata=metadata)
+        try:
+            clf = cls(model, metadata['labels'],
+                      settings=metadata.get('preprocessing'),
+                      backbone=metadata.get('backbone', 'unknown'),
+                      metadata=metadata, ood=ood)
+        except AstroClusterClfError as exc:
+            raise ModelFileError(f'{path}: {exc}') from None
         clf.path = path
         return clf
 
@@ -299,10 +472,20 @@ class ClusterClassifier:
         text = json.dumps(self.metadata, indent=1, sort_keys=True)
 
         def write(tmp):
-            self.model.save(tmp)
+            # Keras stages assets in folders of the system temp directory
+            # and leaves them behind when a save fails: point it to a
+            # private folder that is always removed.
+            with tempfile.TemporaryDirectory(prefix='acc-keras-save-') as scratch:
+                saved, tempfile.tempdir = tempfile.tempdir, scratch
+                try:
+                    self.model.save(tmp)
+                finally:
+                    tempfile.tempdir = saved
             with zipfile.ZipFile(tmp, 'a',
                                  compression=zipfile.ZIP_DEFLATED) as z:
                 z.writestr(METADATA_MEMBER, text)
+                if self.ood is not None:
+                    z.writestr(OOD_MEMBER, self.ood.to_bytes())
 
         atomic_write(path, write, make_parents=True)
         self.path = path
@@ -324,11 +507,13 @@ class ClusterClassifier:
 
     # -- prediction ----------------------------------------------------------
 
-    def predict(self, sources, *, hdu=None, batch_size=32, tta=False):
-        """Return class probabilities of one or many images.
+    def predict(self, sources, *, hdu=None, bands=None, batch_size=32, tta=False):
+        """Return calibrated class probabilities of one or many images.
 
         Files are read and normalized in a thread pool while earlier
-        batches go through the model.
+        batches go through the model.  The probabilities are calibrated
+        with the model's temperature (see `temperature`); `assess` also
+        gives the out-of-distribution score and flags.
 
         Parameters
         ----------
@@ -338,6 +523,9 @@ class ClusterClassifier:
             2-D/3-D array), or a list of them.
         hdu : int or str, optional
             HDU to read from FITS files and HDU lists.
+        bands : tuple of int, optional
+            The 1 or 3 bands of cubes to use, in R, G, B order (default:
+            the model's settings).
         batch_size : int, optional
             Images per forward pass.
         tta : bool, optional
@@ -349,36 +537,104 @@ class ClusterClassifier:
             ``(N, n_classes)`` (N = 1 for a single source), columns in
             the order of `labels`.
         """
+        return self.assess(sources, hdu=hdu, bands=bands, batch_size=batch_size,
+                           tta=tta).probabilities
+
+    def assess(self, sources, *, hdu=None, bands=None, batch_size=32, tta=False,
+               on_error='raise'):
+        """Classify images and say how far to trust each prediction.
+
+        Parameters
+        ----------
+        sources, bands, batch_size, tta
+            As for `predict`.
+        hdu : int, str, or list of them, optional
+            As for `predict`, or one per source.
+        on_error : {'raise', 'skip'}, optional
+            What a source that cannot be read does: raise its error, or
+            give a row of NaN probabilities, its error kept in
+            ``errors``.
+
+        Returns
+        -------
+        assessment : `Assessment`
+            Calibrated ``probabilities``, the out-of-distribution
+            ``ood_score`` (NaN for models without a stored description of
+            their training features), the `PredictionFlag` bits ``flag``
+            and the ``errors`` of skipped sources.
+        """
+        if on_error not in ('raise', 'skip'):
+            raise ParameterError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         items = [sources] if _is_single_source(sources) else list(sources)
         variants = range(N_VARIANTS) if tta else (0,)
-        forward = forward_function(self.model)
-        settings = self.settings
-        out, batch = [], []
+        forward = forward_function(self._features_model())
+        settings = self.settings if bands is None else self.settings.replace(bands=bands)
+        n, n_classes = len(items), len(self.labels)
+        probabilities = np.full((n, n_classes), np.nan)
+        ood = np.full(n, np.nan)
+        flags = np.zeros(n, np.int16)
+        errors = []
+        batch, rows = [], []
 
-        def prepare(source):
-            return fits_to_rgb(source, hdu=hdu, settings=settings)
+        if isinstance(hdu, list) and len(hdu) != n:
+            raise ParameterError(f'{len(hdu)} HDUs given for {n} sources')
+
+        def prepare(index):
+            image = read_image(items[index], hdu=hdu[index] if isinstance(hdu, list)
+                               else hdu)
+            return degenerate_flag(image.data), normalize(image.data, settings=settings,
+                                                          name=image.name)
 
         def flush():
-            out.append(np.asarray(forward(np.stack(batch)),
-                                  dtype=np.float64))
+            outputs = forward(np.stack(batch))
+            features, probs = (np.asarray(outputs[0], np.float64),
+                               np.asarray(outputs[1], np.float64))
+            scores = (self.ood.score(features) if self.ood is not None
+                      else np.full(len(batch), np.nan))
+            for row in sorted(set(rows)):
+                mine = [i for i, r in enumerate(rows) if r == row]
+                probabilities[row] = probs[mine].mean(axis=0)
+                ood[row] = scores[mine].mean()
             batch.clear()
+            rows.clear()
 
-        for _, rgb, error in prefetch_map(prepare, items,
-                                          lookahead=2 * batch_size):
+        for index, prepared, error in prefetch_map(prepare, range(n),
+                                                   lookahead=2 * batch_size):
             if error is not None:
-                raise error
+                if on_error == 'raise' or not isinstance(error, AstroClusterClfError):
+                    raise error
+                errors.append((index, error))
+                continue
+            flags[index], rgb = prepared
             for v in variants:
                 batch.append(dihedral(rgb, v))
+                rows.append(index)
             if len(batch) >= batch_size:
                 flush()
         if batch:
             flush()
-        n_classes = len(self.labels)
-        if not out:
-            return np.zeros((0, n_classes))
-        probs = np.concatenate(out).reshape(len(items), len(variants),
-                                            n_classes)
-        return probs.mean(axis=1)
+        probabilities = calibrate_probabilities(probabilities, self.temperature)
+        if self.ood is not None:
+            flags[ood > self.ood.threshold] |= PredictionFlag.UNLIKE_TRAINING
+        return Assessment(probabilities, ood, flags, errors)
+
+    def _features_model(self):
+        """A model computing ``[features, probabilities]``: the backbone's
+        output (the bottleneck) and the head's, sharing this model's
+        layers; for models that are not backbone + head, the features are
+        the probabilities themselves (no OOD score)."""
+        if self._split is None:
+            import keras
+
+            nested = [layer for layer in self.model.layers if isinstance(layer, keras.Model)]
+            inputs = keras.Input(tuple(self.model.inputs[0].shape[1:]))
+            if len(nested) == 2:
+                features = nested[0](inputs)
+                self._split = keras.Model(inputs, [features, nested[1](features)])
+            else:
+                outputs = self.model(inputs)
+                self._split = keras.Model(inputs, [outputs, outputs])
+        return self._split
 
     def rank(self, probabilities, k=None):
         """Return ``[(label, probability), ...]`` best first.
@@ -396,9 +652,10 @@ class ClusterClassifier:
             order = order[:max(int(k), 0)]
         return [(self.labels[i], float(probabilities[i])) for i in order]
 
-    def classify(self, source, *, hdu=None, tta=False):
-        """Return ``(label, probability)`` of the best class of one image."""
-        return self.rank(self.predict(source, hdu=hdu, tta=tta)[0], 1)[0]
+    def classify(self, source, *, hdu=None, bands=None, tta=False):
+        """Return ``(label, probability)`` of the best class of one image
+        (options as for `predict`)."""
+        return self.rank(self.predict(source, hdu=hdu, bands=bands, tta=tta)[0], 1)[0]
 
     def top_k(self, source, k=5, *, hdu=None):
         """Return the ``k`` best ``(label, probability)`` of one image."""

@@ -11,19 +11,24 @@ standard error with exit status 1, never as a traceback.
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from astropy.utils.console import ProgressBar
 
+from ._atomic import check_writable
 from ._quiet import import_tensorflow
 from .annotate import (annotate_fits, annotate_table, check_table_output,
-                       read_catalog, write_table)
-from .classifier import ClusterClassifier
+                       predictions_table, read_catalog, write_table)
+from .classifier import ClusterClassifier, PredictionFlag
 from .cutouts import parse_size
 from .datasets import image_files
 from .demo import run_demo
+from .io import image_hdus
+from .plotting import plot_catalog_sheet
+from .preprocessing import NormalizationSettings
 from .exceptions import (AnnotationError, AstroClusterClfError, CatalogError,
-                         DatasetError, ParameterError)
+                         OutputError, ParameterError)
 from .retrain import retrain
 from .simulate import make_dataset
 from .version import __version__
@@ -48,6 +53,37 @@ def _add_flag(parser, name, **kwargs):
 def _hdu_arg(text):
     """``--hdu`` value: an index or an EXTNAME."""
     return int(text) if text.strip().lstrip('-').isdigit() else text
+
+
+def _positive_int(text):
+    """A positive integer option value."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
+    return value
+
+
+def _bands_arg(text):
+    """``--bands`` value: 1 or 3 comma-separated band indices (0-based)."""
+    try:
+        bands = tuple(int(b) for b in text.split(','))
+    except ValueError:
+        bands = ()
+    if len(bands) not in (1, 3) or any(b < 0 for b in bands):
+        raise argparse.ArgumentTypeError(
+            f'{text!r}: give 1 or 3 band indices of the cube, 0-based, e.g. 0 or 2,1,0 '
+            '(R,G,B order)')
+    return bands
+
+
+def _add_bands(parser):
+    parser.add_argument('--bands', type=_bands_arg, metavar='I[,J,K]',
+                        help='bands of a FITS cube to use: one index, or three in '
+                             'R,G,B order (0-based; needed for cubes of 2 or more '
+                             'than 3 bands)')
 
 
 class _RetrainPrinter:
@@ -203,6 +239,7 @@ def _add_retrain(subparsers):
                    help='do not train on the 8 rotations/flips')
     _add_flag(p, 'fine_tune', action='store_true',
               help='also fine-tune the top of the backbone')
+    _add_bands(p)
     p.set_defaults(func=_run_retrain)
 
 
@@ -223,11 +260,11 @@ def _run_retrain(args):
             summaries_dir=args.summaries_dir, augment=args.augment,
             fine_tune=args.fine_tune, seed=args.random_seed,
             eval_interval=args.eval_step_interval,
+            settings=None if args.bands is None else NormalizationSettings(bands=args.bands),
             callback=printer.eval_step, progress=printer.progress)
     print(result.report())
-    written = f'Wrote {result.output}'
-    if result.labels_output is not None:
-        written += f' and {result.labels_output}'
+    files = [result.output, result.labels_output, result.reliability_plot]
+    written = 'Wrote ' + ', '.join(str(f) for f in files if f is not None)
     print(written)
     return 0
 
@@ -237,10 +274,14 @@ def _add_label(subparsers):
     p = subparsers.add_parser(
         'label',
         help='classify images with a retrained model',
-        description='Print the class probabilities of images, best first, '
-                    'one "<label> <probability>" line per class.  With '
-                    'several images (or a folder) each file gets a header '
-                    'line.')
+        description='Print the calibrated class probabilities of images, best '
+                    'first, one "<label> <probability>" line per class.  With '
+                    'several images (or a folder) each file gets a header line.  '
+                    'A file that cannot be read gets one error line on standard '
+                    'error and is skipped; the others are still classified, and '
+                    'the exit status is 1.  An image unlike the training images, '
+                    'or degenerate (constant, tiny, mostly masked), gets a warning '
+                    'line on standard error.')
     p.add_argument('--graph', required=True, metavar='FILE',
                    help='model file written by retrain (.keras)')
     p.add_argument('--image', required=True, action='append',
@@ -249,33 +290,102 @@ def _add_label(subparsers):
     p.add_argument('--labels', metavar='FILE',
                    help='label file (default: the labels stored in the '
                         'model)')
-    _add_flag(p, 'top_k', type=int, default=5, metavar='K',
+    _add_bands(p)
+    _add_flag(p, 'top_k', type=_positive_int, default=5, metavar='K',
               help='print the K best classes (default: %(default)s)')
     p.add_argument('--hdu', type=_hdu_arg, metavar='N|NAME',
                    help='FITS HDU to read (index or EXTNAME)')
+    _add_flag(p, 'all_hdus', action='store_true',
+              help='classify every image HDU of each FITS file (one result, and '
+                   'one table row, per HDU)')
     p.add_argument('--tta', action='store_true',
                    help='average over the 8 rotations/flips')
+    p.add_argument('--output', metavar='TABLE',
+                   help='also write the results as a table (path, pred_class, '
+                        'pred_conf, prob_<label>, pred_ood, pred_flag); the format '
+                        'follows the extension (.ecsv, .fits, .xml, .csv, ...)')
+    p.add_argument('--overwrite', action='store_true',
+                   help='replace the --output table if it exists')
     p.set_defaults(func=_run_label)
 
 
+def _error(args, message):
+    print(f'astroclusterclf {args.command}: error: {message}', file=sys.stderr)
+
+
+def _warn(args, message):
+    print(f'astroclusterclf {args.command}: warning: {message}', file=sys.stderr)
+
+
+def _doubt(classifier, name, score, flag):
+    """A warning line for a flagged prediction, or None."""
+    reasons = []
+    if flag & PredictionFlag.UNLIKE_TRAINING:
+        reasons.append(f'unlike the training images (OOD score {score:.3g} > '
+                       f'{classifier.ood_threshold:.3g})')
+    if flag & PredictionFlag.DEGENERATE:
+        reasons.append('degenerate image (constant, under 16 pixels, or over half '
+                       'masked)')
+    if not reasons:
+        return None
+    return f'{name}: {" and ".join(reasons)}: do not trust its class'
+
+
 def _run_label(args):
+    if args.all_hdus and args.hdu is not None:
+        raise ParameterError('give --hdu or --all-hdus, not both')
+    if args.output is not None:
+        check_table_output(args.output, overwrite=args.overwrite)
     clf = ClusterClassifier.load(args.graph, labels=args.labels)
-    files = []
+    names, hdus, failed = [], [], 0
     for name in args.images:
         if os.path.isdir(name):
             found = image_files(name)
             if not found:
-                raise DatasetError(f'{name}: folder holds no image file')
-            files += found
+                _error(args, f'{name}: folder holds no image file')
+                failed += 1
+            candidates = found
         else:
-            files.append(name)
-    probabilities = clf.predict(files, hdu=args.hdu, tta=args.tta)
-    for i, (name, probs) in enumerate(zip(files, probabilities)):
-        if len(files) > 1:
-            print(f'{"" if i == 0 else chr(10)}{name}:')
-        for label, p in clf.rank(probs, args.top_k):
+            candidates = [name]
+        for candidate in candidates:
+            if not args.all_hdus:
+                names.append(candidate)
+                hdus.append(args.hdu)
+                continue
+            try:
+                indices = image_hdus(candidate)
+            except AstroClusterClfError as exc:
+                _error(args, exc)
+                failed += 1
+                continue
+            names += [candidate] * len(indices)
+            hdus += indices
+    assessment = clf.assess(names, hdu=hdus, bands=args.bands, tta=args.tta,
+                            on_error='skip')
+    bad = dict(assessment.errors)
+    for index in sorted(bad):
+        _error(args, bad[index])
+    several = len(names) > 1
+    printed = 0
+    for i, name in enumerate(names):
+        if i in bad:
+            continue
+        where = f' [HDU {hdus[i]}]' if args.all_hdus else ''
+        if several:
+            print(f'{"" if printed == 0 else chr(10)}{name}{where}:')
+        printed += 1
+        for label, p in clf.rank(assessment.probabilities[i], args.top_k):
             print(f'{label} {p:.5f}')
-    return 0
+        doubt = _doubt(clf, f'{name}{where}', assessment.ood_score[i],
+                       assessment.flag[i])
+        if doubt:
+            _warn(args, doubt)
+    if args.output is not None:
+        table = predictions_table(clf, names, assessment,
+                                  hdus=hdus if args.all_hdus else None)
+        write_table(table, args.output, overwrite=args.overwrite)
+        print(f'Wrote {args.output} ({len(table)} rows)')
+    return EXIT_ERROR if failed or bad else 0
 
 
 # -- annotate-fits / annotate-table -----------------------------------------
@@ -286,36 +396,56 @@ def _add_annotate_fits(subparsers):
         'annotate-fits',
         help='classify FITS images and write the result into their headers',
         description='Classify the image of each FITS file and write the '
-                    'cards CLSLABEL, CLSCONF, CLSMODEL, CLSPRBn and a HISTORY '
-                    'card into the classified HDU.  The image data are never '
-                    'altered.  Give exactly one of --output-dir and --in-place.')
+                    'cards CLSLABEL, CLSCONF, CLSMODEL, CLSOOD, CLSFLAG, CLSPRBn '
+                    'and a HISTORY card into the classified HDU.  The image data '
+                    'are never altered.  Give exactly one of --output-dir and '
+                    '--in-place.')
     p.add_argument('--graph', required=True, metavar='MODEL',
                    help='model file written by "astroclusterclf retrain"')
     p.add_argument('files', nargs='+', metavar='FILE', help='FITS file(s)')
     _add_flag(p, 'output_dir', metavar='DIR',
-              help='write annotated copies (same file names) into DIR')
+              help='write annotated copies (same file names) into DIR (created if '
+                   'needed)')
     _add_flag(p, 'in_place', action='store_true',
               help='replace each file by its annotated version (atomically)')
     p.add_argument('--hdu', type=_hdu_arg, default=None,
                    help='HDU index or EXTNAME (default: the first image HDU)')
+    _add_flag(p, 'all_hdus', action='store_true',
+              help='classify and annotate every image HDU (e.g. the SCI '
+                   'extensions of HST/JWST-style files)')
     p.add_argument('--overwrite', action='store_true',
                    help='replace existing files in --output-dir')
+    _add_bands(p)
     p.set_defaults(func=_run_annotate_fits)
 
 
 def _run_annotate_fits(args):
     if (args.output_dir is None) == (not args.in_place):
         raise AnnotationError('give exactly one of --output-dir DIR and --in-place')
-    if args.output_dir is not None and not Path(args.output_dir).is_dir():
-        raise AnnotationError(f'{args.output_dir}: output folder does not exist')
+    if args.output_dir is not None:
+        if Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
+            raise OutputError(f'{args.output_dir}: not a folder')
+        try:
+            Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f'{args.output_dir}: cannot create the output folder '
+                              f'({exc.strerror or exc})') from None
+    if args.all_hdus and args.hdu is not None:
+        raise ParameterError('give --hdu or --all-hdus, not both')
     classifier = ClusterClassifier.load(args.graph)
     for name in args.files:
         output = None if args.in_place else Path(args.output_dir) / Path(name).name
-        result = annotate_fits(classifier, name, output=output,
-                               in_place=args.in_place, hdu=args.hdu,
-                               overwrite=args.overwrite)
-        print(f'{name}: {result.label} {result.confidence:.5f} -> {result.path} '
-              f'[HDU {result.hdu}]')
+        results = annotate_fits(classifier, name, output=output,
+                                in_place=args.in_place,
+                                hdu='all' if args.all_hdus else args.hdu,
+                                bands=args.bands, overwrite=args.overwrite)
+        for result in results if args.all_hdus else [results]:
+            print(f'{name}: {result.label} {result.confidence:.5f} -> {result.path} '
+                  f'[HDU {result.hdu}]')
+            doubt = _doubt(classifier, f'{name} [HDU {result.hdu}]', result.ood_score,
+                           result.flag)
+            if doubt:
+                _warn(args, doubt)
     return 0
 
 
@@ -328,9 +458,10 @@ def _add_annotate_table(subparsers):
                     'position out of a survey image (--image) or by reading '
                     'the file named in a column (--path-column), and write '
                     'the table with the columns pred_class, pred_conf, '
-                    'prob_<label> and pred_flag (0 = fine, 1 = off the image, '
-                    '2 = partial cutout, 4 = too many bad pixels, '
-                    '8 = unreadable file).  The output format follows its '
+                    'prob_<label>, pred_ood and pred_flag (0 = fine, 1 = off the '
+                    'image, 2 = partial cutout, 4 = too many bad pixels, '
+                    '8 = unreadable file, 16 = unlike the training images, '
+                    '32 = degenerate image).  The output format follows its '
                     'extension: .ecsv, .fits, .xml/.vot (VOTable), .csv, ...')
     p.add_argument('--graph', required=True, metavar='MODEL',
                    help='model file written by "astroclusterclf retrain"')
@@ -342,14 +473,19 @@ def _add_annotate_table(subparsers):
               help='column of image file names to classify')
     p.add_argument('--output', required=True, metavar='OUT',
                    help='output table; written atomically')
-    _add_flag(p, 'ra_column', default='ra', metavar='COL',
-              help='right ascension column, degrees unless it has a unit '
-                   '(default: %(default)s)')
-    _add_flag(p, 'dec_column', default='dec', metavar='COL',
-              help='declination column (default: %(default)s)')
-    p.add_argument('--size', default='64',
+    _add_flag(p, 'ra_column', metavar='COL',
+              help='right ascension column, degrees unless it has a unit, or a '
+                   'SkyCoord column (default: a SkyCoord column, or ra/dec, RA/DEC, '
+                   'RAJ2000/DEJ2000, RA_ICRS/DE_ICRS, ALPHA_J2000/DELTA_J2000)')
+    _add_flag(p, 'dec_column', metavar='COL',
+              help='declination column (see --ra-column)')
+    p.add_argument('--size',
                    help='cutout size: pixels, or an angle such as "30 arcsec" '
-                        '(default: %(default)s)')
+                        "(default: the model's field of view, the size of its "
+                        'training frames)')
+    _add_flag(p, 'contact_sheet', metavar='PNG',
+              help='also draw the classified cutouts (lowest confidence first '
+                   'when there are many), to check by eye; needs matplotlib')
     p.add_argument('--hdu', type=_hdu_arg, default=None,
                    help='HDU of the image (or of each file)')
     _add_flag(p, 'batch_size', type=int, default=32, metavar='N',
@@ -358,16 +494,24 @@ def _add_annotate_table(subparsers):
                    help='astropy table format of OUT (default: from the extension)')
     p.add_argument('--overwrite', action='store_true',
                    help='replace OUT if it exists')
+    _add_bands(p)
     p.set_defaults(func=_run_annotate_table)
 
 
 def _run_annotate_table(args):
     if (args.image is None) == (args.path_column is None):
         raise AnnotationError('give exactly one of --image MOSAIC and --path-column COL')
-    try:
-        size = parse_size(args.size)
-    except ParameterError as exc:
-        raise ParameterError(f'--size: {exc}') from None
+    size = None
+    if args.size is not None:
+        try:
+            size = parse_size(args.size)
+        except ParameterError as exc:
+            raise ParameterError(f'--size: {exc}') from None
+    if args.contact_sheet is not None:
+        if args.image is None:
+            raise ParameterError('--contact-sheet needs --image (the cutouts are cut '
+                                 'from it)')
+        check_writable(args.contact_sheet)
     if args.batch_size < 1:
         raise ParameterError(f'--batch-size must be positive, got {args.batch_size}')
     catalog = read_catalog(args.catalog)
@@ -378,12 +522,14 @@ def _run_annotate_table(args):
             table = annotate_table(
                 classifier, catalog, image=args.image,
                 path_column=args.path_column, ra=args.ra_column,
-                dec=args.dec_column, size=size, hdu=args.hdu,
+                dec=args.dec_column, size=size, hdu=args.hdu, bands=args.bands,
                 batch_size=args.batch_size,
                 progress=lambda done, total: bar.update(done))
         except CatalogError as exc:  # name the catalog file
             raise CatalogError(f'{args.catalog}: {exc}') from None
     write_table(table, args.output, format=args.format, overwrite=args.overwrite)
+    if 'CLSSIZE' in table.meta:
+        print(f'Cutout size: {table.meta["CLSSIZE"]}')
     classified = ~table['pred_class'].mask
     counts = ', '.join(f'{int((table["pred_class"][classified] == label).sum())} {label!r}'
                        for label in classifier.labels)
@@ -391,6 +537,13 @@ def _run_annotate_table(args):
     print(f'Classified {int(classified.sum())} of {len(table)} rows ({counts}); '
           f'{flagged} flagged (pred_flag != 0)')
     print(f'Wrote {args.output}')
+    if args.contact_sheet is not None:
+        # The cutouts the model saw: the size recorded as 'NY x NX UNIT'.
+        ny, _, nx, unit = table.meta['CLSSIZE'].split()
+        plot_catalog_sheet(table, args.image, args.contact_sheet,
+                           size=parse_size((f'{ny} {unit}', f'{nx} {unit}')),
+                           hdu=args.hdu, ra=args.ra_column, dec=args.dec_column)
+        print(f'Wrote {args.contact_sheet}')
     return 0
 
 
@@ -485,10 +638,18 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version or a usage error
         return exc.code
-    if args.command not in _WITHOUT_TENSORFLOW:
-        import_tensorflow()
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        # Our warnings are for the user: one line, no source location.
+        text = ' '.join(str(message).split())
+        print(f'astroclusterclf {args.command}: warning: {text}', file=sys.stderr)
+
     try:
-        return args.func(args) or 0
+        if args.command not in _WITHOUT_TENSORFLOW:
+            import_tensorflow()
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line
+            return args.func(args) or 0
     except AstroClusterClfError as exc:
         print(f'astroclusterclf {args.command}: error: {exc}', file=sys.stderr)
         return EXIT_ERROR
@@ -500,7 +661,9 @@ def main(argv=None):
               f'{exc.strerror or exc}', file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print(f'astroclusterclf {args.command}: interrupted', file=sys.stderr)
+        # Outputs are written atomically: each is either complete or absent.
+        print(f'astroclusterclf {args.command}: interrupted; every output file is '
+              'either complete or was not written', file=sys.stderr)
         return 130
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from astropy import config as _config
 
-__all__ = ['Conf', 'conf', 'cache_dir', 'CACHE_ENV_VAR']
+__all__ = ['Conf', 'conf', 'cache_dir', 'max_image_bytes', 'CACHE_ENV_VAR']
 
 #: Environment variable that overrides `Conf.cache_dir`.
 CACHE_ENV_VAR = 'ASTROCLUSTERCLF_CACHE_DIR'
@@ -40,9 +40,17 @@ class Conf(_config.ConfigNamespace):
     cache_dir = _config.ConfigItem(
         '',
         'Directory for converted backbones and other caches. Empty means '
-        'the astropy cache directory (usually ~/.astropy/cache/'
-        'astroclusterclf). The environment variable '
+        '<astropy cache directory>/astroclusterclf (e.g. '
+        '~/.cache/astropy/astroclusterclf). The environment variable '
         'ASTROCLUSTERCLF_CACHE_DIR, when set, takes precedence.')
+
+    max_image_mib = _config.ConfigItem(
+        512,
+        'Largest image, in MiB, that is read whole: the size a FITS header '
+        'declares (axes times bytes per pixel), the decompressed size of a '
+        '.gz file, and the size of one catalog cutout. Larger inputs are '
+        'refused with an error before any memory is allocated (a guard '
+        'against decompression bombs).', cfgtype='integer')
 
 
 conf = Conf()
@@ -61,3 +69,16 @@ def cache_dir():
     if conf.cache_dir:
         return Path(conf.cache_dir).expanduser()
     return Path(_config.get_cache_dir_path()) / 'astroclusterclf'
+
+
+def max_image_bytes():
+    """Return the size guard `Conf.max_image_mib` in bytes.
+
+    Examples
+    --------
+    >>> from astroclusterclf.config import conf, max_image_bytes
+    >>> with conf.set_temp('max_image_mib', 1):
+    ...     print(max_image_bytes())
+    1048576
+    """
+    return int(conf.max_image_mib) * 1024 * 1024

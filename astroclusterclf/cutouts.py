@@ -32,13 +32,15 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.nddata import Cutout2D, NoOverlapError
 from astropy.table import Table
-from astropy.wcs.utils import skycoord_to_pixel
+from astropy.wcs.utils import proj_plane_pixel_scales, skycoord_to_pixel
 
+from .config import max_image_bytes
 from .exceptions import (CatalogError, InvalidImageError, MissingWCSError,
                          ParameterError)
 from .io import resolve_image
 
-__all__ = ['CutoutFlag', 'CutoutResult', 'catalog_positions', 'parse_size',
+__all__ = ['CutoutFlag', 'CutoutResult', 'catalog_positions', 'POSITION_COLUMNS',
+           'parse_size',
            'iter_cutouts', 'make_cutouts']
 
 log = logging.getLogger(__name__)
@@ -55,12 +57,6 @@ class CutoutFlag(enum.IntFlag):
     """Too many non-finite pixels (including the fill of a partial cutout)."""
     UNREADABLE = 8
     """The image file could not be read."""
-
-
-#: One-line description of the flag bits, used in table column descriptions.
-FLAG_DESCRIPTION = ('bit flags: 0 = fine, 1 = off the image, 2 = partial cutout '
-                    '(edge, filled), 4 = too many bad (non-finite) pixels, '
-                    '8 = unreadable file')
 
 
 class CutoutResult(NamedTuple):
@@ -80,7 +76,36 @@ class CutoutResult(NamedTuple):
 
 # -- catalog positions -------------------------------------------------------
 
-def catalog_positions(table, *, ra='ra', dec='dec', frame='icrs'):
+#: Column pairs recognised as positions when none are named, in order.
+POSITION_COLUMNS = (('ra', 'dec'), ('RA', 'DEC'), ('RAJ2000', 'DEJ2000'),
+                    ('RA_ICRS', 'DE_ICRS'), ('ALPHA_J2000', 'DELTA_J2000'))
+
+
+def _find_position_columns(table):
+    """The position columns of a catalog: a `SkyCoord` column (e.g.
+    photutils' ``sky_centroid``), else the first pair of
+    `POSITION_COLUMNS` present (exact names, then ignoring case)."""
+    sky = [name for name in table.colnames if isinstance(table[name], SkyCoord)]
+    if len(sky) == 1:
+        return sky[0], None
+    if len(sky) > 1:
+        raise CatalogError(f'catalog has several SkyCoord columns ({", ".join(sky)}); '
+                           'name one with ra= (--ra-column)')
+    lower = {name.lower(): name for name in table.colnames}
+    for ra, dec in POSITION_COLUMNS:
+        if ra in table.colnames and dec in table.colnames:
+            return ra, dec
+    for ra, dec in POSITION_COLUMNS:
+        if ra.lower() in lower and dec.lower() in lower:
+            return lower[ra.lower()], lower[dec.lower()]
+    tried = ', '.join(f'{ra}/{dec}' for ra, dec in POSITION_COLUMNS)
+    raise CatalogError(
+        f'catalog has no position columns: tried a SkyCoord column and {tried}; '
+        f'columns present: {", ".join(table.colnames) or "(none)"}; name them with '
+        'ra=/dec= (--ra-column/--dec-column)')
+
+
+def catalog_positions(table, *, ra=None, dec=None, frame='icrs'):
     """Sky positions of the rows of a catalog.
 
     Parameters
@@ -88,16 +113,22 @@ def catalog_positions(table, *, ra='ra', dec='dec', frame='icrs'):
     table : `~astropy.table.Table`
         The catalog.
     ra, dec : str, optional
-        Names of the right ascension and declination columns.  Columns
-        without a unit are taken to be in degrees.
+        Names of the right ascension and declination columns (columns
+        without a unit are taken to be in degrees), or ``ra`` alone naming
+        a `~astropy.coordinates.SkyCoord` column.  By default a SkyCoord
+        column (such as photutils' ``sky_centroid``) or the first of the
+        pairs in `POSITION_COLUMNS` (``ra``/``dec``, ``RA``/``DEC``,
+        ``RAJ2000``/``DEJ2000``, ``RA_ICRS``/``DE_ICRS``,
+        ``ALPHA_J2000``/``DELTA_J2000``; then the same ignoring case).
     frame : str, optional
-        Coordinate frame of the columns.
+        Coordinate frame of the ``ra``/``dec`` columns.
 
     Returns
     -------
     coords : `~astropy.coordinates.SkyCoord`
-        One position per row.  Masked or non-finite values become NaN
-        (and are flagged as off the image by `iter_cutouts`).
+        One position per row.  Masked or non-finite values, and
+        declinations outside -90..90 degrees, become NaN (and are flagged
+        as off the image by `iter_cutouts`).
 
     Raises
     ------
@@ -115,6 +146,13 @@ def catalog_positions(table, *, ra='ra', dec='dec', frame='icrs'):
     """
     if not isinstance(table, Table):
         raise CatalogError(f'expected an astropy Table, got {type(table).__name__}')
+    if ra is None and dec is None:
+        ra, dec = _find_position_columns(table)
+    if dec is None and ra in table.colnames and isinstance(table[ra], SkyCoord):
+        coords = table[ra]
+        return coords.reshape((1,)) if coords.isscalar else coords
+    # One name given: the other is the usual lower-case one.
+    ra, dec = ra or 'ra', dec or 'dec'
     missing = [name for name in (ra, dec) if name not in table.colnames]
     if missing:
         raise CatalogError(
@@ -131,7 +169,16 @@ def catalog_positions(table, *, ra='ra', dec='dec', frame='icrs'):
             raise CatalogError(f'catalog column {name!r} does not hold angles: {exc}') from None
         if values[-1].unit.physical_type != 'angle':
             raise CatalogError(f'catalog column {name!r} has unit {unit}, not an angle')
-    return SkyCoord(values[0], values[1], frame=frame)
+    lon, lat = values
+    with np.errstate(invalid='ignore'):
+        bad = np.abs(lat.to_value(u.deg)) > 90
+    if np.any(bad):
+        # One impossible row must not abort the catalog: it becomes NaN,
+        # and so is flagged as off the image, like a missing position.
+        log.warning('catalog column %r: %d row(s) outside -90..90 deg (first: row %d); '
+                    'flagged as off the image', dec, int(bad.sum()), int(np.argmax(bad)))
+        lat = np.where(bad, np.nan * lat.unit, lat)
+    return SkyCoord(lon, lat, frame=frame)
 
 
 def parse_size(size):
@@ -169,8 +216,10 @@ def parse_size(size):
     if isinstance(size, str):
         try:
             size = u.Quantity(size)
-        except (TypeError, ValueError) as exc:
-            raise ParameterError(f'cannot read cutout size {size!r}: {exc}') from None
+        except (TypeError, ValueError):
+            raise ParameterError(
+                f'cannot read cutout size {size!r}: give pixels (64, "64 pix") or an '
+                'angle with an astropy unit ("30 arcsec", "0.5 arcmin")') from None
     if isinstance(size, u.Quantity):
         if size.unit == u.dimensionless_unscaled:
             size = size.value
@@ -226,6 +275,35 @@ class _LargeImage:
         self.close()
 
 
+def _pixels_of(size, wcs, name):
+    """Length in pixels of one side given as pixels or as an angle."""
+    if isinstance(size, u.Quantity):
+        if size.unit == u.pix:
+            return float(size.value)
+        if wcs is None:
+            raise MissingWCSError(f'{name}: no celestial WCS; cannot cut out a size '
+                                  f'given as an angle ({size})')
+        scale = np.min(proj_plane_pixel_scales(wcs)) * u.deg
+        return float((size / scale).decompose())
+    return float(size)
+
+
+def _check_cutout_size(size, image, dtype):
+    """Refuse a cutout larger than the size guard before allocating it."""
+    sides = size if isinstance(size, tuple) else (size, size)
+    if isinstance(size, u.Quantity) and not size.isscalar:
+        sides = tuple(size)
+    ny, nx = (_pixels_of(side, image.wcs, image.name) for side in sides)
+    nbands = image.shape[0] if len(image.shape) == 3 else 1
+    nbytes = ny * nx * nbands * np.dtype(dtype).itemsize
+    limit = max_image_bytes()
+    if not nbytes <= limit:
+        raise ParameterError(
+            f'{image.name}: a cutout of {ny:.0f} x {nx:.0f} pixels would need '
+            f'{nbytes / 2**20:.0f} MiB, more than the limit of {limit / 2**20:.0f} MiB '
+            '(astroclusterclf.conf.max_image_mib)')
+
+
 # -- cutouts -----------------------------------------------------------------
 
 def _pixel_positions(image, positions, ra, dec):
@@ -274,7 +352,7 @@ def _cutout(image, x, y, size, fill_value, max_bad_fraction, dtype):
     return CutoutResult(cutout, flag, bad_fraction)
 
 
-def iter_cutouts(image, positions, size, *, hdu=None, ra='ra', dec='dec',
+def iter_cutouts(image, positions, size, *, hdu=None, ra=None, dec=None,
                  fill_value=np.nan, max_bad_fraction=0.5):
     """Cut out positions from a (large) image, one at a time.
 
@@ -336,6 +414,7 @@ def iter_cutouts(image, positions, size, *, hdu=None, ra='ra', dec='dec',
         dtype = np.result_type(getattr(large.pixels, 'dtype', np.float32), np.float32)
         if dtype.kind != 'f':
             dtype = np.dtype(np.float64)
+        _check_cutout_size(size, large, dtype)
         log.debug('%s: %d cutouts of size %s', large.name, len(x), size)
         for xi, yi in zip(x, y):
             yield _cutout(large, xi, yi, size, fill_value, max_bad_fraction, dtype)

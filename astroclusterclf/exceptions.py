@@ -18,6 +18,7 @@ __all__ = [
     'AstroClusterClfError',
     'ParameterError',
     'ImageReadError',
+    'ImageTooLargeError',
     'UnsupportedInputError',
     'NoImageDataError',
     'HDUNotFoundError',
@@ -39,6 +40,7 @@ __all__ = [
     'NonFinitePixelWarning',
     'SkippedFileWarning',
     'SmallClassWarning',
+    'FieldOfViewWarning',
 ]
 
 
@@ -56,6 +58,12 @@ class ParameterError(AstroClusterClfError, ValueError):
 class ImageReadError(AstroClusterClfError, OSError):
     """A file cannot be read as an image: missing, empty, truncated,
     corrupt, or of an unsupported format."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image larger than the size guard
+    (``astroclusterclf.conf.max_image_mib``): as its header declares it,
+    decompressed, or as a cutout; refused before memory is allocated."""
 
 
 class UnsupportedInputError(AstroClusterClfError, TypeError):
@@ -164,3 +172,8 @@ class SkippedFileWarning(AstroClusterClfWarning):
 class SmallClassWarning(AstroClusterClfWarning):
     """A class has too few images for a reliable train/validation/test
     split."""
+
+
+class FieldOfViewWarning(AstroClusterClfWarning):
+    """The survey's pixel scale, or a cutout size, is far outside what the
+    model's training frames showed."""

@@ -18,8 +18,11 @@ tile-compressed) whose header declares at least two axes, all of non-zero
 length.
 """
 
+import bz2
+import gzip
 import logging
 import os
+import zlib
 import threading
 import warnings
 from pathlib import Path
@@ -29,14 +32,16 @@ import numpy as np
 from astropy.io import fits
 from astropy.nddata import NDData
 from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs.utils import proj_plane_pixel_scales
 from PIL import Image, UnidentifiedImageError
 
+from .config import max_image_bytes
 from .exceptions import (AstroClusterClfError, HDUNotFoundError,
-                         ImageReadError, InvalidImageError, NoImageDataError,
-                         UnsupportedInputError)
+                         ImageReadError, ImageTooLargeError, InvalidImageError,
+                         NoImageDataError, UnsupportedInputError)
 
 __all__ = ['read_image', 'ImageData', 'resolve_image', 'ImageSource',
-           'is_image_file', 'SUPPORTED_EXTENSIONS']
+           'image_hdus', 'image_geometry', 'pixel_scale', 'is_image_file', 'SUPPORTED_EXTENSIONS']
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +125,76 @@ def is_image_file(path):
     (False, False)
     """
     return _extension(path) is not None
+
+
+def pixel_scale(wcs):
+    """The pixel scale of a celestial WCS in arcsec per pixel (the mean of
+    the two axes), or `None` without a celestial WCS.
+
+    Examples
+    --------
+    >>> from astropy.wcs import WCS
+    >>> from astroclusterclf.io import pixel_scale
+    >>> wcs = WCS(naxis=2)
+    >>> wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
+    >>> wcs.wcs.cdelt = [-0.25 / 3600, 0.25 / 3600]
+    >>> round(pixel_scale(wcs), 6)
+    0.25
+    """
+    if wcs is None or not wcs.has_celestial:
+        return None
+    try:
+        scales = proj_plane_pixel_scales(wcs.celestial)
+    except Exception:  # a degenerate matrix
+        return None
+    value = float(np.mean(scales)) * 3600.0
+    return value if np.isfinite(value) and value > 0 else None
+
+
+def image_hdus(path):
+    """Indices of every image HDU of a FITS file (by the rule of
+    `resolve_image`: image HDUs declaring at least two axes), e.g. the
+    ``SCI`` extensions of HST/JWST-style files.
+
+    Raises
+    ------
+    ImageReadError
+        The file is missing, not FITS, or too large (see `resolve_image`).
+    NoImageDataError
+        No HDU holds an image.
+    """
+    name = _check_path(path)
+    if _extension(path) not in FITS_EXTENSIONS:
+        raise ImageReadError(f'{name}: not a FITS file')
+    try:
+        with fits.open(Path(path).expanduser(), mode='readonly', lazy_load_hdus=True) as hdul:
+            indices = [i for i, hdu in enumerate(hdul) if _is_image_hdu(hdu)]
+    except (OSError, ValueError, TypeError, IndexError, EOFError) as exc:
+        raise ImageReadError(f'{name}: not a valid FITS file ({exc})') from None
+    if not indices:
+        raise NoImageDataError(f'{name}: no HDU holds a 2-D or 3-D image')
+    return indices
+
+
+def image_geometry(source, *, hdu=None):
+    """The size of an image in pixels and its pixel scale, from its
+    header alone (no pixel is read).
+
+    Parameters
+    ----------
+    source, hdu
+        As for `resolve_image`.
+
+    Returns
+    -------
+    shape : tuple of int
+        ``(ny, nx)`` of the image (the last two axes).
+    scale : float or `None`
+        Pixel scale in arcsec per pixel, `None` without a celestial WCS.
+    """
+    with resolve_image(source, hdu=hdu) as resolved:
+        shape = tuple(int(n) for n in resolved.shape[-2:])
+        return shape, pixel_scale(resolved.wcs)
 
 
 def read_image(source, *, hdu=None):
@@ -270,6 +345,7 @@ class ImageSource:
         """Read the whole image into an `ImageData` (a new float array;
         BLANK and masked pixels become NaN)."""
         if self.hdu is not None:
+            check_declared_size(self.hdu.header, self.name)
             raw = self.hdu.data
             data = _as_float_image(raw, self.name)
             header = self.header.copy()
@@ -410,6 +486,8 @@ def _check_path(source):
     path = Path(source).expanduser()
     if not path.exists():
         raise ImageReadError(f'{name}: file not found')
+    if path.is_dir():
+        raise ImageReadError(f'{name}: is a folder, not an image file')
     if not path.is_file():
         raise ImageReadError(f'{name}: not a regular file')
     if _extension(path) is None:
@@ -418,7 +496,60 @@ def _check_path(source):
             f'supported: {", ".join(SUPPORTED_EXTENSIONS)}')
     if path.stat().st_size == 0:
         raise ImageReadError(f'{name}: empty file (0 bytes)')
+    if _extension(path) in FITS_EXTENSIONS:
+        _check_compressed_size(path, name)
     return name
+
+
+def _limit_text(limit):
+    return (f'{limit / 2**20:.0f} MiB; raise astroclusterclf.conf.max_image_mib '
+            'to allow more')
+
+
+def check_declared_size(header, name, *, limit=None):
+    """Raise `ImageTooLargeError` if the image a FITS header declares
+    (its axes times bytes per pixel) is larger than the size guard
+    (`astroclusterclf.config.max_image_bytes`); checked before any pixel
+    is read."""
+    limit = max_image_bytes() if limit is None else limit
+    naxis = header.get('NAXIS', 0)
+    shape = [header.get(f'NAXIS{i}', 0) for i in range(1, naxis + 1)]
+    if not all(isinstance(n, (int, np.integer)) and n >= 0 for n in shape):
+        raise ImageReadError(f'{name}: invalid NAXISn in the header ({shape})')
+    nbytes = abs(int(header.get('BITPIX', 8))) // 8 * int(np.prod(shape, dtype=object))
+    if nbytes > limit:
+        raise ImageTooLargeError(
+            f'{name}: the header declares a {" x ".join(map(str, shape[::-1]))} image '
+            f'of {nbytes / 2**20:.0f} MiB, more than the limit of {_limit_text(limit)}')
+
+
+def _check_compressed_size(path, name, *, limit=None):
+    """Raise `ImageTooLargeError` if a gzip- or bzip2-compressed file (as
+    astropy recognises them: by their first bytes) decompresses to more
+    than the size guard.  The stream is decompressed in small chunks and
+    counted, never held in memory."""
+    with open(path, 'rb') as f:
+        magic = f.read(3)
+    if magic[:2] == b'\x1f\x8b':
+        opener = gzip.open
+    elif magic == b'BZh':
+        opener = bz2.open
+    else:
+        return
+    limit = max_image_bytes() if limit is None else limit
+    total = 0
+    try:
+        with opener(path, 'rb') as f:
+            while chunk := f.read(1 << 20):
+                total += len(chunk)
+                if total > limit:
+                    raise ImageTooLargeError(
+                        f'{name}: decompresses to more than {_limit_text(limit)}')
+    except (OSError, EOFError, zlib.error) as exc:
+        if isinstance(exc, AstroClusterClfError):
+            raise
+        raise ImageReadError(f'{name}: not a valid compressed file, or truncated '
+                             f'({exc})') from None
 
 
 def _is_truncation(warning):
@@ -649,14 +780,29 @@ def _wcs_from_header(header, ndim):
 
 def _read_picture(path, *, name):
     """Read a PNG/JPEG/TIFF file with Pillow into a float32 array."""
+    limit = max_image_bytes()
     try:
-        with Image.open(path) as im:
-            im.load()
-            array = _picture_to_array(im, name)
+        # Pillow's own bomb check is replaced by the package's size guard,
+        # applied from the declared size before any pixel is decoded.
+        with _WARNINGS_LOCK, warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                nbytes = im.size[0] * im.size[1] * len(im.getbands()) * 4
+                if nbytes > limit:
+                    raise ImageTooLargeError(
+                        f'{name}: a {im.size[0]} x {im.size[1]} picture needs '
+                        f'{nbytes / 2**20:.0f} MiB, more than the limit of '
+                        f'{_limit_text(limit)}')
+                im.load()
+                array = _picture_to_array(im, name)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f'{name}: {exc}') from None
     except UnidentifiedImageError as exc:
         raise ImageReadError(f'{name}: not a valid PNG/JPEG/TIFF image '
                              f'({exc})') from exc
     except (OSError, ValueError, SyntaxError) as exc:
+        if isinstance(exc, AstroClusterClfError):
+            raise
         raise ImageReadError(f'{name}: cannot read the image (truncated or '
                              f'corrupt: {exc})') from exc
     return ImageData(array, None, None, name)

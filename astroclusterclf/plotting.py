@@ -1,7 +1,7 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """
 Pictures of classification results: a contact sheet of cutouts with their
-predicted labels, and a confusion matrix.
+predicted labels, a confusion matrix and a reliability diagram.
 
 Matplotlib is an optional dependency (``pip install astroclusterclf[plot]``);
 it is imported when a function is called.  The figures are drawn with the
@@ -15,13 +15,17 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_write
+from .calibration import expected_calibration_error, reliability_bins
+from .cutouts import catalog_positions, iter_cutouts
 from .exceptions import OutputError, ParameterError
 from .preprocessing import normalize
 
-__all__ = ['plot_contact_sheet', 'plot_confusion_matrix']
+__all__ = ['plot_contact_sheet', 'plot_catalog_sheet', 'plot_confusion_matrix',
+           'plot_reliability_diagram']
 
 _RIGHT = '#1a7f37'
 _WRONG = '#cf222e'
+_FLAGGED = '#fb8500'
 
 
 def _figure(width, height):
@@ -56,7 +60,7 @@ def _display_rgb(cutout):
 
 
 def plot_contact_sheet(cutouts, labels, confidences, path, *, truth=None, ncols=8,
-                       panel_size=1.4, dpi=80):
+                       panel_size=1.4, dpi=80, captions=None, flags=None, title=None):
     """Draw cutouts in a grid, each titled with its predicted label.
 
     Parameters
@@ -75,6 +79,13 @@ def plot_contact_sheet(cutouts, labels, confidences, path, *, truth=None, ncols=
         extension); written atomically.
     truth : sequence of str, optional
         True labels: titles are green when right, red when wrong.
+    captions : sequence of str, optional
+        A line under each panel (e.g. the row id and coordinates).
+    flags : sequence of int, optional
+        ``pred_flag`` bits of each cutout: flagged panels get an orange
+        frame and their flag value, and a legend explains the marks.
+    title : str, optional
+        A title over the sheet.
     ncols : int, optional
         Panels per row.
     panel_size : float, optional
@@ -102,6 +113,12 @@ def plot_contact_sheet(cutouts, labels, confidences, path, *, truth=None, ncols=
     if truth is not None:
         truth = list(truth)
         lengths.add(len(truth))
+    if captions is not None:
+        captions = list(captions)
+        lengths.add(len(captions))
+    if flags is not None:
+        flags = [int(f) for f in flags]
+        lengths.add(len(flags))
     if len(lengths) != 1:
         raise ParameterError('contact sheet: cutouts, labels, confidences (and truth) '
                              f'must have the same length, got {sorted(lengths)}')
@@ -111,23 +128,109 @@ def plot_contact_sheet(cutouts, labels, confidences, path, *, truth=None, ncols=
         raise ParameterError(f'contact sheet: ncols must be positive, got {ncols}')
     ncols = min(int(ncols), len(cutouts))
     nrows = -(-len(cutouts) // ncols)
-    fig = _figure(ncols * panel_size, nrows * (panel_size + 0.25))
+    extra = 0.18 if captions is not None else 0.0
+    legend = flags is not None or truth is not None
+    height = nrows * (panel_size + 0.25 + extra) + (0.5 if legend else 0) \
+        + (0.3 if title else 0)
+    fig = _figure(max(ncols * panel_size, 4.5 if legend else 0), height)
     for i, (cutout, label, conf) in enumerate(zip(cutouts, labels, confidences)):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         ax.imshow(_display_rgb(cutout), origin='lower', interpolation='nearest')
         ax.set_xticks([])
         ax.set_yticks([])
         if label is None or label == '' or not np.isfinite(conf):
-            title, color = 'not classified', 'gray'
+            text, color = 'not classified', 'gray'
         else:
-            title = f'{label}\n{conf:.2f}'
+            text = f'{label}\n{conf:.2f}'
             color = 'black'
             if truth is not None:
                 color = _RIGHT if label == truth[i] else _WRONG
-        ax.set_title(title, fontsize=7, color=color, pad=2)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93,
-                        wspace=0.05, hspace=0.35)
+        flagged = flags is not None and flags[i] != 0
+        if flagged:
+            text += f'  [flag {flags[i]}]'
+            for spine in ax.spines.values():
+                spine.set_edgecolor(_FLAGGED)
+                spine.set_linewidth(3)
+        ax.set_title(text, fontsize=7, color=color, pad=2)
+        if captions is not None:
+            ax.set_xlabel(captions[i], fontsize=6, labelpad=2)
+    notes = []
+    if truth is not None:
+        notes.append('title green: right, red: wrong (against the truth)')
+    if flags is not None:
+        notes.append('orange frame: flagged (1 off image, 2 partial, 4 bad pixels, '
+                     '8 unreadable, 16 unlike the training images, 32 degenerate)')
+    if notes:
+        fig.text(0.5, 0.01, '\n'.join(notes), ha='center', va='bottom', fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=(0.45 if notes else 0.05) / height,
+                        top=1 - (0.45 if title else 0.2) / height,
+                        wspace=0.05, hspace=0.35 + 1.2 * extra)
     return _save(fig, path, dpi)
+
+
+def plot_catalog_sheet(table, image, path, *, size, hdu=None, ra=None, dec=None,
+                       id_column=None, max_panels=48, ncols=8, dpi=80):
+    """A contact sheet of an annotated catalog, to check predictions by eye.
+
+    Each panel shows a row's cutout, titled with its predicted class and
+    calibrated confidence, with the row id and coordinates underneath;
+    flagged rows (``pred_flag`` not 0) get an orange frame and their flag,
+    and a legend explains the marks.  A catalog of more than
+    ``max_panels`` rows is sampled lowest confidence first (unclassified
+    rows first of all): the rows a person should look at.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        A catalog annotated by `~astroclusterclf.annotate.annotate_table`.
+    image : str, `~pathlib.Path`, HDU, ...
+        The survey image it was classified over.
+    path : str or `~pathlib.Path`
+        Output image (PNG by default); written atomically.
+    size : int, `~astropy.units.Quantity` or pair
+        Cutout size (the table's ``CLSSIZE``: what the model saw).
+    hdu, ra, dec : optional
+        As for `~astroclusterclf.annotate.annotate_table`.
+    id_column : str, optional
+        Column naming the rows (default: ``id`` if present, else the row
+        index).
+    max_panels : int, optional
+        Most panels drawn.
+    ncols, dpi : int, optional
+        Panels per row and resolution.
+
+    Returns
+    -------
+    path : `~pathlib.Path`
+    """
+    if 'pred_conf' not in table.colnames or 'pred_flag' not in table.colnames:
+        raise ParameterError('contact sheet: the table has no pred_conf/pred_flag '
+                             'columns; annotate it first (annotate_table)')
+    if len(table) == 0:
+        raise ParameterError('contact sheet: the catalog has no rows')
+    conf = np.ma.filled(np.ma.asarray(table['pred_conf'], dtype=float), -1.0)
+    order = np.argsort(conf, kind='stable')
+    rows = np.sort(order[:max_panels]) if len(table) <= max_panels else order[:max_panels]
+    subset = table[rows]
+    coords = catalog_positions(subset, ra=ra, dec=dec).icrs
+    if id_column is None:
+        id_column = 'id' if 'id' in table.colnames else None
+    ids = (list(subset[id_column]) if id_column is not None else list(rows))
+    cutouts = [r.cutout.data if r.cutout is not None else np.zeros((2, 2))
+               for r in iter_cutouts(image, coords, size, hdu=hdu)]
+    captions = [f'#{i}  {c.ra.deg:.4f} {c.dec.deg:+.4f}'
+                if np.isfinite(c.ra.deg) and np.isfinite(c.dec.deg) else f'#{i}'
+                for i, c in zip(ids, coords)]
+    labels = list(np.ma.filled(subset['pred_class'].astype(str), ''))
+    confidences = list(np.ma.filled(np.ma.asarray(subset['pred_conf'], dtype=float),
+                                    np.nan))
+    sampled = (f'{len(rows)} of {len(table)} rows, lowest confidence first'
+               if len(table) > max_panels else f'all {len(table)} rows')
+    return plot_contact_sheet(cutouts, labels, confidences, path, ncols=ncols, dpi=dpi,
+                              captions=captions, flags=list(subset['pred_flag']),
+                              title=sampled)
 
 
 def plot_confusion_matrix(matrix, labels, path, *, dpi=100):
@@ -173,5 +276,64 @@ def plot_confusion_matrix(matrix, labels, path, *, dpi=100):
     for (i, j), value in np.ndenumerate(matrix):
         ax.text(j, i, f'{value:g}', ha='center', va='center',
                 color='white' if top and value > top / 2 else 'black')
+    fig.tight_layout()
+    return _save(fig, os.fspath(path), dpi)
+
+
+def plot_reliability_diagram(probabilities, labels, path, *, calibrated=None,
+                             n_bins=10, dpi=100):
+    """Draw a reliability diagram: accuracy against confidence in bins.
+
+    A perfectly calibrated model lies on the diagonal: among predictions
+    made at confidence 0.9, 90 % are right.
+
+    Parameters
+    ----------
+    probabilities : array-like
+        ``(N, n_classes)`` probabilities of held-out images (before
+        calibration, when ``calibrated`` is also given).
+    labels : array-like
+        ``(N,)`` true class indices.
+    path : str or `~pathlib.Path`
+        Output image (PNG by default); written atomically.
+    calibrated : array-like, optional
+        The same images' calibrated probabilities, drawn beside.
+    n_bins : int, optional
+        Equal-width confidence bins.
+    dpi : int, optional
+        Resolution.
+
+    Returns
+    -------
+    path : `~pathlib.Path`
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed.
+    """
+    curves = [('uncalibrated' if calibrated is not None else 'model', probabilities,
+               '#cf222e')]
+    if calibrated is not None:
+        curves.append(('calibrated', calibrated, '#0969da'))
+    fig = _figure(4.6, 4.4)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([0, 1], [0, 1], color='0.6', lw=1, ls='--', label='perfect calibration')
+    for name, probs, colour in curves:
+        bins = reliability_bins(probs, labels, n_bins=n_bins)
+        ece = expected_calibration_error(probs, labels, n_bins=n_bins)
+        used = bins['count'] > 0
+        ax.plot(bins['confidence'][used], bins['accuracy'][used], 'o-', color=colour,
+                label=f'{name} (ECE {ece:.3f})')
+        for conf, acc, count in zip(bins['confidence'][used], bins['accuracy'][used],
+                                    bins['count'][used]):
+            ax.annotate(str(count), (conf, acc), textcoords='offset points',
+                        xytext=(4, -10), fontsize=7, color=colour)
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel('confidence of the predicted class')
+    ax.set_ylabel('fraction right')
+    ax.set_title(f'Reliability on {len(np.asarray(labels))} held-out images')
+    ax.legend(loc='upper left', fontsize=8)
     fig.tight_layout()
     return _save(fig, os.fspath(path), dpi)

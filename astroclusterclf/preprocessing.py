@@ -553,7 +553,8 @@ def _select_bands(array, bands, name):
         return array
     raise BandSelectionError(
         f'{name}: the image has {nbands} bands; pick 1 or 3 of them with '
-        'bands=, e.g. bands=(2, 1, 0) for red, green, blue')
+        'bands=(2, 1, 0) in Python or --bands 2,1,0 on the command line (red, '
+        'green, blue; 0-based)')
 
 
 def _limits(values, interval):

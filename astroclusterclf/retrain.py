@@ -22,10 +22,13 @@ Differences from the old tool:
 - the preprocessing travels inside the model file.
 """
 
+import contextlib
+import importlib.util
 import logging
+import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,14 +38,19 @@ from astropy.utils.decorators import deprecated_renamed_argument
 from astropy.utils.exceptions import AstropyDeprecationWarning
 
 from . import backbones
-from ._atomic import atomic_write
+from ._atomic import atomic_write, check_writable, os_error_message
 from .augment import N_VARIANTS, dihedral
 from .bottlenecks import BottleneckCache
 from .classifier import ClusterClassifier
 from .datasets import SPLITS, create_image_lists
-from .exceptions import DatasetError
+from .calibration import (calibrate_probabilities, expected_calibration_error,
+                          fit_temperature, negative_log_likelihood)
+from .exceptions import AstroClusterClfError, DatasetError, OutputError
+from .io import image_geometry
+from .ood import DEFAULT_MARGIN, DEFAULT_QUANTILE, FeatureDensity
 from .forward import forward_function
 from .parallel import prefetch_map
+from .plotting import plot_reliability_diagram
 from .preprocessing import fits_to_rgb
 
 __all__ = ['retrain', 'RetrainResult', 'EvalStep']
@@ -96,7 +104,18 @@ class RetrainResult:
     classifier : `~astroclusterclf.ClusterClassifier`
         The retrained classifier.
     timings : dict
-        Seconds spent in ``bottlenecks``, ``training``, ``saving``.
+        Seconds spent in ``bottlenecks``, ``training``, ``calibration``,
+        ``saving``.
+    calibration : dict
+        How far to trust the model: ``temperature`` (see
+        `astroclusterclf.calibration`), what it was fitted on (``source``,
+        ``n``), the expected calibration error and negative log-likelihood
+        on the test set before and after calibration (``test_ece_before``,
+        ``test_ece_after``, ``test_nll_before``, ``test_nll_after``), the
+        out-of-distribution ``ood_threshold`` and the number of test
+        images above it (``test_flagged_ood``).
+    reliability_plot : `~pathlib.Path` or None
+        The reliability diagram written (with matplotlib installed).
     """
 
     labels: list
@@ -113,6 +132,8 @@ class RetrainResult:
     labels_output: Path = None
     classifier: object = None
     timings: dict = field(default_factory=dict)
+    calibration: dict = field(default_factory=dict)
+    reliability_plot: Path = None
 
     @property
     def output_graph(self):
@@ -161,11 +182,53 @@ class RetrainResult:
                              f'({row["probability"]:.5f})')
         else:
             lines.append('Misclassified test images: none')
+        c = self.calibration
+        if c:
+            lines.append(f'Calibration: temperature {c["temperature"]:.3f}, fitted on '
+                         f'{c["source"]} (N={c["n"]})')
+            lines.append(f'Test expected calibration error (10 bins) '
+                         f'{c["test_ece_before"]:.3f} -> {c["test_ece_after"]:.3f}, '
+                         f'negative log-likelihood {c["test_nll_before"]:.3f} -> '
+                         f'{c["test_nll_after"]:.3f} (before -> after calibration)')
+            lines.append(f'Out-of-distribution threshold {c["ood_threshold"]:.3g}: '
+                         f'{c["test_flagged_ood"]} of {n_test} test images above it')
         if self.skipped:
             lines.append(f'Skipped unreadable files ({len(self.skipped)}):')
             lines.extend(f'  {path}: {reason}'
                          for path, reason in self.skipped)
         return '\n'.join(lines)
+
+
+def _has_matplotlib():
+    return importlib.util.find_spec('matplotlib') is not None
+
+
+def _check_outputs(output, labels_output, summaries_dir, plot):
+    """Check every output location before any work (training can take
+    minutes to hours): folders are created, files must be writable."""
+    files = [Path(f) for f in (output, labels_output, plot) if f is not None]
+    real = [os.path.realpath(f) for f in files]
+    if len(set(real)) < len(real):
+        raise OutputError(f'{files[0]}: two outputs (model, label file, reliability '
+                          'diagram) would be the same file')
+    for path in files:
+        _make_folder(path.parent)
+        check_writable(path)
+    if summaries_dir is not None:
+        folder = Path(summaries_dir)
+        if folder.exists() and not folder.is_dir():
+            raise OutputError(f'{folder}: the summaries folder is a file')
+        for sub in ('train', 'validation'):
+            _make_folder(folder / sub)
+            check_writable(folder / sub / 'events.probe')
+
+
+def _make_folder(folder):
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f'{folder}: cannot create the folder '
+                          f'({os_error_message(exc)})') from None
 
 
 def _class_weights(y, n_classes):
@@ -218,12 +281,30 @@ class _Evaluator:
         self.callback = callback
         self.history = history
         self.writers = None
+        self.summaries_dir = summaries_dir
         if summaries_dir is not None:
             summaries_dir = Path(summaries_dir)
-            self.writers = {
-                name: tf.summary.create_file_writer(
-                    str(summaries_dir / name))
-                for name in ('train', 'validation')}
+            self._before = set(summaries_dir.rglob('*'))
+            with self._summary_errors():
+                self.writers = {
+                    name: tf.summary.create_file_writer(
+                        str(summaries_dir / name))
+                    for name in ('train', 'validation')}
+
+    @contextlib.contextmanager
+    def _summary_errors(self):
+        """Turn a failure to write the summaries (disk full, permissions)
+        into one `OutputError`, removing the event files of this run."""
+        try:
+            yield
+        except Exception as exc:  # TensorFlow raises its own error types
+            self.writers = None
+            for path in set(Path(self.summaries_dir).rglob('*')) - self._before:
+                if path.is_file():
+                    path.unlink()
+            message = getattr(exc, 'message', None) or str(exc)
+            raise OutputError(f'{self.summaries_dir}: cannot write the TensorBoard '
+                              f'summaries ({message.strip().splitlines()[0]})') from None
 
     @staticmethod
     def scores(probs, y):
@@ -243,7 +324,7 @@ class _Evaluator:
                                     ('validation', validation)):
                 if np.isnan(acc):
                     continue
-                with self.writers[name].as_default():
+                with self._summary_errors(), self.writers[name].as_default():
                     _scalar('accuracy', acc, step)
                     _scalar('cross_entropy', ce, step)
         log.info('step %d: train accuracy %.1f%%, cross entropy %.6f, '
@@ -254,9 +335,10 @@ class _Evaluator:
 
     def close(self):
         if self.writers is not None:
-            for w in self.writers.values():
-                w.flush()
-                w.close()
+            with self._summary_errors():
+                for w in self.writers.values():
+                    w.flush()
+                    w.close()
 
 
 def _softmax(logits):
@@ -285,25 +367,43 @@ def _train_head(head, x_train, y_train, x_val, y_val, *, steps, batch_size,
     matrix products, so they run in NumPy (float32): a TensorFlow step
     costs ~10x more in per-op overhead than the arithmetic.  The
     class-weighted cross entropy and its gradient are written out; the
-    trained weights are copied back into the Keras layers.
+    trained weights are copied back into the Keras layers.  Returns the
+    initial weights (for refits of the same head, see `_fit_trust`).
     """
     import keras
 
     dense = [layer for layer in head.layers
              if isinstance(layer, keras.layers.Dense)]
-    params = [[np.asarray(v, np.float32) for v in layer.get_weights()]
-              for layer in dense]
+    initial = [[np.asarray(v, np.float32) for v in layer.get_weights()]
+               for layer in dense]
+    x_val = np.asarray(x_val, np.float32).reshape(-1, x_train.shape[1])
+
+    def on_eval(step, params, probs, y):
+        train = evaluator.scores(probs, y)
+        validation = evaluator.scores(_head_forward(params, x_val)[1], y_val)
+        evaluator.log(step, train, validation, len(y_val), 'head')
+
+    params = _sgd([[w.copy() for w in layer] for layer in initial], x_train, y_train,
+                  steps=steps, batch_size=batch_size, learning_rate=learning_rate,
+                  rng=rng, eval_interval=eval_interval, on_eval=on_eval)
+    for layer, weights in zip(dense, params):
+        layer.set_weights(weights)
+    return initial
+
+
+def _sgd(params, x_train, y_train, *, steps, batch_size, learning_rate, rng,
+         eval_interval=None, on_eval=None):
+    """Minibatch SGD of the head's ``params`` ([[kernel, bias], ...], updated
+    in place and returned) on the class-weighted cross entropy."""
     n_classes = params[-1][0].shape[1]
     x_train = np.ascontiguousarray(x_train, np.float32)
     y_train = np.asarray(y_train)
     sample_weight = _class_weights(y_train, n_classes)[y_train].astype(
         np.float32)
-    x_val = np.asarray(x_val, np.float32).reshape(-1, x_train.shape[1])
     lr = np.float32(learning_rate)
-
     batch_size = min(batch_size, len(x_train)) if batch_size > 0 else \
         len(x_train)
-    eval_interval = max(int(eval_interval), 1)
+    eval_interval = max(int(eval_interval or steps or 1), 1)
     rows = np.arange(batch_size)
     for step in range(1, steps + 1):
         idx = rng.integers(0, len(x_train), size=batch_size)
@@ -322,13 +422,98 @@ def _train_head(head, x_train, y_train, x_val, y_val, *, steps, batch_size,
                 grad = (grad @ kernel.T) * (activations[i] > 0)
             kernel -= lr * grad_kernel
             bias -= lr * grad_bias
-        if step % eval_interval == 0 or step == steps:
-            train = evaluator.scores(probs, y)
-            validation = evaluator.scores(_head_forward(params, x_val)[1],
-                                          y_val)
-            evaluator.log(step, train, validation, len(y_val), 'head')
-    for layer, weights in zip(dense, params):
-        layer.set_weights(weights)
+        if on_eval is not None and (step % eval_interval == 0 or step == steps):
+            on_eval(step, params, probs, y)
+    return params
+
+
+#: Held-out images needed to calibrate on the validation split alone;
+#: with fewer, out-of-fold predictions over the training images are used.
+MIN_HELD_OUT = 50
+
+#: Folds of the out-of-fold predictions.
+N_FOLDS = 3
+
+
+def _fit_trust(head_probs, initial, x_train, y_train, x_val, y_val, *, steps,
+               batch_size, learning_rate, seed):
+    """Fit the calibration temperature and the out-of-distribution
+    description with its threshold, on held-out predictions.
+
+    ``x_train`` is ``(N, n_variants, d)``, ``x_val`` ``(M, d)``;
+    ``head_probs(features)`` gives the trained head's probabilities and
+    ``initial`` its initial weights (for the out-of-fold refits).
+    Returns ``(temperature, density, info)``.
+    """
+    density = FeatureDensity.fit(x_train.reshape(-1, x_train.shape[-1]))
+    if len(y_val) >= MIN_HELD_OUT:
+        held_probs = head_probs(x_val)
+        held_y = y_val
+        held_scores = density.score(x_val)
+        source = 'validation split'
+    else:
+        # Out-of-fold: each training image is predicted (and scored) by a
+        # head (and a description) fitted without it; folds stratified by
+        # class, with all variants of an image in the same fold.
+        n_folds = min(N_FOLDS, int(np.bincount(y_train).min()))
+        if n_folds < 2:
+            info = {'source': 'none (too few images)', 'n': 0}
+            return 1.0, replace(density, threshold=float(
+                DEFAULT_MARGIN * np.quantile(density.score(x_train[:, 0]), 0.99))), info
+        rng = np.random.default_rng(seed + 7)
+        fold = np.empty(len(y_train), int)
+        for c in np.unique(y_train):
+            members = rng.permutation(np.flatnonzero(y_train == c))
+            fold[members] = np.arange(len(members)) % n_folds
+        held_probs = np.zeros((len(y_train), initial[-1][0].shape[1]))
+        held_scores = np.zeros(len(y_train))
+        n_var = x_train.shape[1]
+        for k in range(n_folds):
+            inside, outside = fold != k, fold == k
+            params = _sgd([[w.copy() for w in layer] for layer in initial],
+                          x_train[inside].reshape(-1, x_train.shape[-1]),
+                          np.repeat(y_train[inside], n_var), steps=steps,
+                          batch_size=batch_size, learning_rate=learning_rate,
+                          rng=np.random.default_rng(seed + 11 + k))
+            held_probs[outside] = _head_forward(params, x_train[outside, 0])[1]
+            fold_density = FeatureDensity.fit(
+                x_train[inside].reshape(-1, x_train.shape[-1]))
+            held_scores[outside] = fold_density.score(x_train[outside, 0])
+        held_y = y_train
+        source = f'out-of-fold predictions ({n_folds} folds) over the training images'
+    with np.errstate(divide='ignore'):
+        logits = np.log(np.clip(held_probs, 1e-300, None))
+    temperature = fit_temperature(logits, held_y)
+    threshold = float(DEFAULT_MARGIN * np.quantile(held_scores, DEFAULT_QUANTILE))
+    info = {'source': source, 'n': int(len(held_y))}
+    return temperature, replace(density, threshold=threshold), info
+
+
+def _frames(paths):
+    """What the training frames are like: their sizes in pixels and, for
+    those with a celestial WCS, their pixel scales (median and range)."""
+    shapes, scales = [], []
+    for path in paths:
+        try:
+            shape, scale = image_geometry(path)
+        except AstroClusterClfError:
+            continue
+        shapes.append(shape)
+        if scale is not None:
+            scales.append(scale)
+    if not shapes:
+        return None
+    shapes = np.array(shapes)
+    frames = {'n': len(shapes),
+              'shape': {'median': [float(v) for v in np.median(shapes, axis=0)],
+                        'min': [int(v) for v in shapes.min(axis=0)],
+                        'max': [int(v) for v in shapes.max(axis=0)]},
+              'pixel_scale': None}
+    if scales:
+        frames['pixel_scale'] = {'n': len(scales), 'median': float(np.median(scales)),
+                                 'min': float(np.min(scales)),
+                                 'max': float(np.max(scales))}
+    return frames
 
 
 def _unfreeze_top(backbone, fraction):
@@ -421,7 +606,8 @@ def retrain(image_dir, *, output=None, labels_output=None,
             hidden_units=0, fine_tune=False, fine_tune_steps=100,
             fine_tune_fraction=0.15, fine_tune_learning_rate=None,
             bottleneck_dir=None, summaries_dir=None, seed=0, eval_interval=10,
-            embed_batch_size=32, callback=None, progress=None):
+            embed_batch_size=32, callback=None, progress=None,
+            reliability_plot='auto'):
     """Retrain a classifier on a folder of class sub-folders.
 
     Parameters
@@ -486,6 +672,11 @@ def retrain(image_dir, *, output=None, labels_output=None,
         Called with an `EvalStep` at every evaluation.
     progress : callable, optional
         Called as ``progress(done, total)`` while bottlenecks are computed.
+    reliability_plot : str, `~pathlib.Path`, None or ``'auto'``, optional
+        Where to draw the reliability diagram of the test set (see
+        `~astroclusterclf.plotting.plot_reliability_diagram`).  ``'auto'``
+        (default): beside ``output`` as ``<stem>.reliability.png`` when
+        matplotlib is installed and there is a test set; `None`: none.
 
     Returns
     -------
@@ -516,7 +707,7 @@ def retrain(image_dir, *, output=None, labels_output=None,
     >>> import tempfile
     >>> from astroclusterclf import make_dataset, retrain
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     _ = make_dataset(tmp, n_per_class=6, size=32, seed=1)
+    ...     _ = make_dataset(tmp, n_per_class=10, size=32, seed=1)
     ...     result = retrain(tmp, steps=50, input_size=32, augment=False,
     ...                      testing_percentage=0, validation_percentage=0,
     ...                      bottleneck_dir=f'{tmp}/cache')
@@ -528,6 +719,10 @@ def retrain(image_dir, *, output=None, labels_output=None,
     t0 = time.perf_counter()
     timings = {}
     spec = backbones.get_spec(architecture)
+    if reliability_plot == 'auto':
+        reliability_plot = (Path(output).with_suffix('.reliability.png')
+                            if output is not None and _has_matplotlib() else None)
+    _check_outputs(output, labels_output, summaries_dir, reliability_plot)
     lists = create_image_lists(image_dir,
                                testing_percentage=testing_percentage,
                                validation_percentage=validation_percentage)
@@ -588,12 +783,11 @@ def retrain(image_dir, *, output=None, labels_output=None,
     history = []
     evaluator = _Evaluator(summaries_dir, callback, history)
     try:
-        _train_head(head, x_train_flat, y_train_flat, x_val, y_val,
-                    steps=int(steps),
-                    batch_size=int(batch_size),
-                    learning_rate=learning_rate,
-                    eval_interval=eval_interval, rng=rng,
-                    evaluator=evaluator)
+        initial = _train_head(head, x_train_flat, y_train_flat, x_val, y_val,
+                              steps=int(steps), batch_size=int(batch_size),
+                              learning_rate=learning_rate,
+                              eval_interval=eval_interval, rng=rng,
+                              evaluator=evaluator)
 
         # -- the full model: backbone + head
         if fine_tune:
@@ -631,18 +825,58 @@ def retrain(image_dir, *, output=None, labels_output=None,
         evaluator.close()
     timings['training'] = time.perf_counter() - t1
 
+    # -- trust: calibration, and the description of the training features
+    t_trust = time.perf_counter()
+    if fine_tune:
+        # The backbone changed: the cached bottlenecks are not its features.
+        embed = forward_function(backbone)
+
+        def features_of(images):
+            if images is None or not len(images):
+                return np.zeros((0, spec.feature_length))
+            return np.concatenate([np.asarray(embed(images[i:i + embed_batch_size]))
+                                   for i in range(0, len(images), embed_batch_size)])
+        f_train = features_of(x_images)[:, None, :]
+        f_val = features_of(val_images)
+        f_test = features_of(_load_images(test_paths, settings))
+    else:
+        f_train, f_val, f_test = x_train, x_val, x_test[:, 0]
+
+    def head_probs(features):
+        if not len(features):
+            return np.zeros((0, n_classes))
+        return np.asarray(head(np.asarray(features, np.float32), training=False),
+                          np.float64)
+
+    temperature, density, trust = _fit_trust(
+        head_probs, initial, f_train, y_train, f_val, y_val, steps=int(steps),
+        batch_size=int(batch_size), learning_rate=learning_rate, seed=int(seed))
+    frames = _frames([path for split in SPLITS for path in data[split][0]])
+    timings['calibration'] = time.perf_counter() - t_trust
+
     # -- final evaluation on the test set
+    raw_test_probs = head_probs(f_test)
+    test_probs = calibrate_probabilities(raw_test_probs, temperature)
+    test_ood = density.score(f_test) if len(f_test) else np.zeros(0)
+    calibration = dict(
+        trust, temperature=temperature,
+        test_ece_before=expected_calibration_error(raw_test_probs, y_test),
+        test_ece_after=expected_calibration_error(test_probs, y_test),
+        test_nll_before=negative_log_likelihood(raw_test_probs, y_test),
+        test_nll_after=negative_log_likelihood(test_probs, y_test),
+        ood_threshold=density.threshold,
+        test_flagged_ood=int(np.sum(test_ood > density.threshold)))
     clf = ClusterClassifier(
         model, labels, settings=settings, backbone=spec.name,
         metadata={'backbone_weights': cache.weights_id,
                   'fine_tuned': bool(fine_tune),
-                  'training_steps': int(steps)})
-    if len(test_paths) == 0:
-        test_probs = np.zeros((0, n_classes))
-    elif fine_tune:
-        test_probs = clf.predict(test_paths, batch_size=embed_batch_size)
-    else:
-        test_probs = np.asarray(head(x_test[:, 0], training=False))
+                  'training_steps': int(steps),
+                  'temperature': float(temperature),
+                  'calibration': {key: (value if not isinstance(value, float)
+                                        or np.isfinite(value) else None)
+                                  for key, value in calibration.items()},
+                  'training_frames': frames},
+        ood=density)
     test_accuracy = _Evaluator.scores(test_probs, y_test)[0]
     predicted = (np.argmax(test_probs, axis=1) if len(test_probs)
                  else np.zeros(0, int))
@@ -670,6 +904,11 @@ def retrain(image_dir, *, output=None, labels_output=None,
         atomic_write(labels_output,
                      lambda tmp: Path(tmp).write_text(text, encoding='utf-8'),
                      make_parents=True)
+    if reliability_plot is not None and len(y_test):
+        plot_reliability_diagram(raw_test_probs, y_test, reliability_plot,
+                                 calibrated=test_probs)
+    else:
+        reliability_plot = None
     timings['saving'] = time.perf_counter() - t2
     timings['total'] = time.perf_counter() - t0
     validation_accuracy = (history[-1].validation_accuracy if history
@@ -683,4 +922,5 @@ def retrain(image_dir, *, output=None, labels_output=None,
         n_bottlenecks_cached=features.n_cached,
         output=Path(output) if output is not None else None,
         labels_output=Path(labels_output) if labels_output is not None else None,
-        classifier=clf, timings=timings)
+        classifier=clf, timings=timings, calibration=calibration,
+        reliability_plot=Path(reliability_plot) if reliability_plot is not None else None)

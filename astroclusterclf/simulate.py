@@ -583,6 +583,18 @@ def _wcs_header(shape, ra, dec, pixel_scale):
     return header
 
 
+def _image_header(shape, ra, dec, pixel_scale, zp, bands):
+    """The header cards every simulated image shares: WCS, unit, zero
+    point, gain and bands."""
+    header = fits.Header()
+    header.extend(_wcs_header(shape, ra, dec, pixel_scale))
+    header['BUNIT'] = ('electron', 'Pixel unit (sky included)')
+    header['MAGZERO'] = (_fmt(zp), '[mag] Zero point: mag giving 1 electron')
+    header['GAIN'] = (1.0, '[electron/adu] Gain')
+    _add_band_cards(header, bands)
+    return header
+
+
 def _add_band_cards(header, nbands):
     if nbands == 1:
         header['FILTER'] = ('r', 'Band (SDSS-like r)')
@@ -751,12 +763,7 @@ def _simulate(kind, size, bands, seed, params):
     if bands == 1:
         data = data[0]
 
-    header = fits.Header()
-    header.extend(_wcs_header((size, size), p['ra'], p['dec'], pixel_scale))
-    header['BUNIT'] = ('electron', 'Pixel unit (sky included)')
-    header['MAGZERO'] = (_fmt(zp), '[mag] Zero point: mag giving 1 electron')
-    header['GAIN'] = (1.0, '[electron/adu] Gain')
-    _add_band_cards(header, bands)
+    header = _image_header((size, size), p['ra'], p['dec'], pixel_scale, zp, bands)
     header['SIMKIND'] = (kind, 'Simulated class')
     header['SIMSEED'] = (seed, 'Seed: simulate_cluster(SIMKIND, rng=SIMSEED)')
     header['SIMXC'] = (_fmt(xc, 2), '[pix] Cluster centre x (0-based)')
@@ -1126,12 +1133,7 @@ def make_mosaic(directory, *, n_clusters=24, shape=(2048, 2048), seed=0,
     del x, y, flux
     data = image[0] if bands == 1 else image
 
-    header = fits.Header()
-    header.extend(_wcs_header((ny, nx), obs['ra'], obs['dec'], pixel_scale))
-    header['BUNIT'] = ('electron', 'Pixel unit (sky included)')
-    header['MAGZERO'] = (_fmt(zp), '[mag] Zero point: mag giving 1 electron')
-    header['GAIN'] = (1.0, '[electron/adu] Gain')
-    _add_band_cards(header, bands)
+    header = _image_header((ny, nx), obs['ra'], obs['dec'], pixel_scale, zp, bands)
     header['SIMKIND'] = ('mosaic', 'Simulated survey image with clusters')
     header['SIMSEED'] = (seed, 'Seed: make_mosaic(seed=SIMSEED)')
     header['SIMNCLUS'] = (n_clusters, 'Injected clusters')

@@ -45,8 +45,8 @@ def _setup(workdir, shape, n_clusters):
     make_mosaic(workdir / 'mosaic', n_clusters=n_clusters, shape=(shape, shape), seed=1)
     print(f'mosaic made in {time.perf_counter() - start:.1f} s', flush=True)
     make_dataset(workdir / 'train', n_per_class=30, seed=1)
-    retrain(workdir / 'train', output_graph=workdir / 'model.keras',
-            how_many_training_steps=300, bottleneck_dir=workdir / 'bottlenecks')
+    retrain(workdir / 'train', output=workdir / 'model.keras',
+            steps=300, bottleneck_dir=workdir / 'bottlenecks')
 
 
 def _measure(workdir, batch_size):

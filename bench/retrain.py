@@ -35,8 +35,8 @@ def _retrain(data, work, name, **kwargs):
     from astroclusterclf import retrain
 
     t = time.perf_counter()
-    result = retrain(data, output_graph=work / f'{name}.keras',
-                     output_labels=work / f'{name}.txt',
+    result = retrain(data, output=work / f'{name}.keras',
+                     labels_output=work / f'{name}.txt',
                      bottleneck_dir=work / 'bottlenecks', **kwargs)
     elapsed = time.perf_counter() - t
     print(f'{name:>10}: {elapsed:7.2f} s  (bottlenecks computed '
@@ -52,10 +52,11 @@ def _retrain(data, work, name, **kwargs):
 def _raw_forward_rate(architecture, n, batch_size=32):
     """Images/s of the backbone alone on pre-made tensors."""
     from astroclusterclf import backbones
-    from astroclusterclf.bottlenecks import cached_backbone, forward_function
+    from astroclusterclf.backbones import shared_backbone
+    from astroclusterclf.forward import forward_function
 
     size = backbones.get_spec(architecture).input_size
-    forward = forward_function(cached_backbone(architecture))
+    forward = forward_function(shared_backbone(architecture))
     x = np.random.default_rng(0).random((batch_size, size, size, 3),
                                         dtype=np.float32)
     forward(x)  # warm up
@@ -130,9 +131,10 @@ def main(argv=None):
     # Likewise trace its forward function once (the raw-forward figure
     # below is also taken after a warm-up call).
     from astroclusterclf import backbones
-    from astroclusterclf.bottlenecks import cached_backbone, forward_function
+    from astroclusterclf.backbones import shared_backbone
+    from astroclusterclf.forward import forward_function
     t = time.perf_counter()
-    backbone = cached_backbone(args.architecture)
+    backbone = shared_backbone(args.architecture)
     t1 = time.perf_counter()
     size = backbones.get_spec(args.architecture).input_size
     forward_function(backbone)(np.zeros((1, size, size, 3), np.float32))

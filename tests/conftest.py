@@ -1,19 +1,33 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""Session-scoped fixtures shared by the test modules.
+"""Fixtures shared by the test modules.
 
-- every test session uses a fresh temporary cache directory (converted
-  backbones, bottlenecks) through ``ASTROCLUSTERCLF_CACHE_DIR``, so the
-  suite never writes to the user's home;
-- ``small_dataset_dir``: simulated class folders, 10 images per class at
-  64 px;
-- ``retrain_result`` / ``trained_model_path``: one model retrained on
-  them (default backbone and input size, augmentation on, few steps).
+The expensive ones are session-scoped, and the tests that use them are
+marked ``slow`` (``python -m pytest -m "not slow"`` skips them):
+
+- ``acc_cache_dir``: every test session uses a fresh temporary cache
+  directory (converted backbones, bottlenecks) through
+  ``ASTROCLUSTERCLF_CACHE_DIR``, so the suite never writes to the user's
+  home; ``empty_cache_dir`` gives one test a cache of its own;
+- ``small_dataset_dir`` / ``small_dataset_files``: simulated class
+  folders, 10 images per class at 64 px;
+- ``retrain_result`` / ``trained_model_path`` / ``trained_classifier``:
+  the quick model, retrained on them (default backbone and input size,
+  augmentation on, 200 steps), to test the mechanics;
+- ``accurate_result`` / ``accurate_model``: the accurate model (60
+  images per class, the default 4000 steps), to test the science
+  (accuracy on a mosaic, the real M13);
+- ``cluster_image`` and ``survey_mosaic``: simulated data to classify.
 """
 
 import pytest
 
+from astroclusterclf.classifier import ClusterClassifier
 from astroclusterclf.config import CACHE_ENV_VAR
+from astroclusterclf.retrain import retrain
+from astroclusterclf.simulate import make_dataset, make_mosaic, simulate_cluster
 
+
+# -- caches ------------------------------------------------------------------
 
 @pytest.fixture(scope='session', autouse=True)
 def acc_cache_dir(tmp_path_factory):
@@ -25,32 +39,44 @@ def acc_cache_dir(tmp_path_factory):
         yield path
 
 
+@pytest.fixture
+def empty_cache_dir(tmp_path, monkeypatch):
+    """An empty cache directory for one test (the session's is restored
+    after it)."""
+    path = tmp_path / 'acc-cache'
+    monkeypatch.setenv(CACHE_ENV_VAR, str(path))
+    return path
+
+
+# -- the quick model -------------------------------------------------------------
+
 @pytest.fixture(scope='session')
 def small_dataset_dir(tmp_path_factory):
     """Class folders ``globular cluster/`` and ``open cluster/`` with 10
     simulated 64 x 64 FITS images each (read-only by convention: copy it
     before changing anything)."""
-    from astroclusterclf.simulate import make_dataset
-
     path = tmp_path_factory.mktemp('small-dataset')
     make_dataset(path, n_per_class=10, size=64, seed=1)
     return path
 
 
 @pytest.fixture(scope='session')
+def small_dataset_files(small_dataset_dir):
+    """Five of the files of ``small_dataset_dir``, globular clusters
+    first."""
+    return sorted(small_dataset_dir.glob('*/*.fits'))[::4]
+
+
+@pytest.fixture(scope='session')
 def retrain_result(small_dataset_dir, tmp_path_factory, acc_cache_dir):
     """`RetrainResult` of a short retrain on ``small_dataset_dir``, with
     TensorBoard summaries and an eval callback record (``.steps``)."""
-    from astroclusterclf.retrain import retrain
-
     out = tmp_path_factory.mktemp('trained')
     steps = []
-    result = retrain(small_dataset_dir, output_graph=out / 'model.keras',
-                     output_labels=out / 'labels.txt',
-                     how_many_training_steps=200, eval_step_interval=50,
-                     summaries_dir=out / 'summaries',
-                     bottleneck_dir=out / 'bottlenecks',
-                     callback=steps.append)
+    result = retrain(small_dataset_dir, output=out / 'model.keras',
+                     labels_output=out / 'labels.txt', steps=200,
+                     eval_interval=50, summaries_dir=out / 'summaries',
+                     bottleneck_dir=out / 'bottlenecks', callback=steps.append)
     result.steps = steps
     result.work_dir = out
     return result
@@ -61,4 +87,46 @@ def trained_model_path(retrain_result):
     """Path of a ``.keras`` model retrained on ``small_dataset_dir``
     (efficientnet_lite0 at 224 px; labels 'globular cluster', 'open
     cluster')."""
-    return retrain_result.output_graph
+    return retrain_result.output
+
+
+@pytest.fixture(scope='session')
+def trained_classifier(trained_model_path):
+    """The quick model, loaded from its file."""
+    return ClusterClassifier.load(trained_model_path)
+
+
+# -- the accurate model --------------------------------------------------------
+
+@pytest.fixture(scope='session')
+def accurate_result(tmp_path_factory, acc_cache_dir):
+    """`RetrainResult` of a retrain good enough to check accuracy: 60
+    simulated 128 px images per class, the default 4000 head steps, 20 %
+    of the images held out for testing."""
+    root = tmp_path_factory.mktemp('accurate-model')
+    make_dataset(root / 'train', n_per_class=60, seed=1)
+    return retrain(root / 'train', output=root / 'model.keras',
+                   bottleneck_dir=root / 'bottlenecks', testing_percentage=20,
+                   validation_percentage=10, seed=0)
+
+
+@pytest.fixture(scope='session')
+def accurate_model(accurate_result):
+    """The accurate model, loaded from its file (``.path``)."""
+    return ClusterClassifier.load(accurate_result.output)
+
+
+# -- data to classify --------------------------------------------------------------
+
+@pytest.fixture(scope='session')
+def cluster_image():
+    """``(data, header)`` of a simulated 128 x 128 globular cluster."""
+    return simulate_cluster('globular cluster', size=128, rng=5)
+
+
+@pytest.fixture(scope='session')
+def survey_mosaic(tmp_path_factory):
+    """``(mosaic_path, catalog_path)``: a 2048 x 2048 simulated survey
+    image with 24 clusters of 128 px, and its true catalog."""
+    return make_mosaic(tmp_path_factory.mktemp('mosaic'), n_clusters=24,
+                       shape=(2048, 2048), seed=3)

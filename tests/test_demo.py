@@ -1,21 +1,28 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""The demo: the README's first command, on a small scale."""
+"""The demo: the README's first command, on a small scale (the ``demo``
+subcommand: test_cli.py)."""
 
 import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from astroclusterclf.cli import main
-from astroclusterclf.demo import M13_PATH, run_demo
+from helpers import m13_path
+from astroclusterclf.demo import run_demo
+
+pytestmark = pytest.mark.slow
+
+M13 = m13_path()
 
 
 @pytest.fixture(scope='module')
 def demo_result(tmp_path_factory):
+    """The demo on 10 images per class and 4 clusters (the head steps are
+    cheap: enough of them for a confident model)."""
     workdir = tmp_path_factory.mktemp('demo')
     lines = []
     result = run_demo(workdir, n_per_class=10, n_clusters=4, mosaic_size=768,
-                      steps=30, echo=lines.append)
+                      steps=300, echo=lines.append)
     return result, lines
 
 
@@ -37,67 +44,27 @@ def test_demo_annotated_table(demo_result):
     for name in ('pred_class', 'pred_conf', 'pred_flag',
                  'prob_globular_cluster', 'prob_open_cluster'):
         assert name in table.colnames
-    assert set(table['pred_class'][table['pred_flag'] == 0]) <= {
-        'globular cluster', 'open cluster'}
+    ok = table['pred_flag'] == 0
+    assert result.n_catalog == np.count_nonzero(ok) == 4
     truth = np.asarray(table['label'])
     predicted = np.asarray(table['pred_class'])
-    expected = np.mean(truth[table['pred_flag'] == 0]
-                       == predicted[table['pred_flag'] == 0])
+    expected = np.mean(truth[ok] == predicted[ok])
     assert result.catalog_accuracy == pytest.approx(expected)
+    # The simulated truth is recovered (at most one of 4 wrong).
+    assert expected >= 0.75, list(zip(truth, predicted))
 
 
 def test_demo_annotated_fits(demo_result):
     result, _ = demo_result
     annotated = result.paths['annotated new_observation.fits']
     header = fits.getheader(annotated)
-    assert header['CLSLABEL'] in ('globular cluster', 'open cluster')
-    assert 0.5 <= header['CLSCONF'] <= 1
-    if M13_PATH.exists():
+    # The new observation is a simulated globular cluster.
+    assert header['CLSLABEL'] == 'globular cluster'
+    assert header['CLSCONF'] == pytest.approx(max(header['CLSPRB1'], header['CLSPRB2']))
+    assert header['CLSCONF'] > 0.8
+    assert ('annotated m13.fits' in result.paths) == (M13 is not None)
+    if M13 is not None:
         m13 = fits.getheader(result.paths['annotated m13.fits'])
-        assert 'CLSLABEL' in m13
+        assert m13['CLSLABEL'] == 'globular cluster'
         # The real M13 file in astropy is left untouched.
-        assert 'CLSLABEL' not in fits.getheader(M13_PATH)
-
-
-def test_demo_cli(tmp_path, capsys):
-    status = main(['demo', '--workdir', str(tmp_path / 'demo'),
-                   '--n-per-class', '10', '--n-clusters', '2',
-                   '--mosaic-size', '512', '--how-many-training-steps', '10'])
-    out = capsys.readouterr().out
-    assert status == 0
-    assert 'Final test accuracy' in out
-    assert 'Outputs:' in out
-    assert str(tmp_path / 'demo' / 'model.keras') in out
-
-
-def test_demo_cli_bad_workdir(tmp_path, capsys):
-    blocker = tmp_path / 'file'
-    blocker.write_text('not a folder')
-    status = main(['demo', '--workdir', str(blocker / 'sub'),
-                   '--n-per-class', '4'])
-    captured = capsys.readouterr()
-    assert status == 1
-    assert 'Traceback' not in captured.err
-    assert str(blocker) in captured.err
-
-
-@pytest.mark.parametrize('argv', [
-    ['label', '--image', 'x.fits'],                     # missing --graph
-    ['retrain', '--image_dir', 'd'],                    # missing --output_graph
-    ['annotate-table', '--graph', 'm.keras'],           # missing catalog
-    ['simulate', '--output', 'o', '--n-per-class', 'x'],
-    ['no-such-command'],
-])
-def test_cli_usage_errors_are_one_line(argv, capsys):
-    assert main(argv) == 2
-    captured = capsys.readouterr()
-    assert len(captured.err.splitlines()) == 1
-    assert 'error:' in captured.err and '--help' in captured.err
-    assert 'Traceback' not in captured.err
-
-
-def test_cli_help_and_version(capsys):
-    assert main(['--version']) == 0
-    assert 'astroclusterclf' in capsys.readouterr().out
-    assert main(['label', '--help']) == 0
-    assert '--graph' in capsys.readouterr().out
+        assert 'CLSLABEL' not in fits.getheader(M13)

@@ -2,8 +2,11 @@
 import gc
 
 import numpy as np
+import pytest
 
 from astroclusterclf.forward import forward_function
+
+pytestmark = pytest.mark.slow   # imports TensorFlow (seconds)
 
 
 def test_forward_function_any_batch_size_and_memoized():

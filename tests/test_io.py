@@ -428,7 +428,7 @@ def test_missing_file(tmp_path):
 def test_directory(tmp_path):
     folder = tmp_path / 'folder.fits'
     folder.mkdir()
-    with pytest.raises(ImageReadError, match='not a regular file'):
+    with pytest.raises(ImageReadError, match=r'folder\.fits: is a folder, not an image file'):
         read_image(folder)
 
 

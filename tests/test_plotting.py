@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from astroclusterclf.exceptions import AnnotationError
+from astroclusterclf.exceptions import OutputError, ParameterError
 from astroclusterclf.plotting import plot_confusion_matrix, plot_contact_sheet
 
 pytest.importorskip('matplotlib')
@@ -36,11 +36,11 @@ def test_contact_sheet(tmp_path):
 
 
 def test_contact_sheet_errors(tmp_path):
-    with pytest.raises(AnnotationError, match='same length'):
+    with pytest.raises(ParameterError, match='same length'):
         plot_contact_sheet(cutouts(3), ['a'], [0.5], tmp_path / 'x.png')
-    with pytest.raises(AnnotationError, match='no cutouts'):
+    with pytest.raises(ParameterError, match='no cutouts'):
         plot_contact_sheet([], [], [], tmp_path / 'x.png')
-    with pytest.raises(AnnotationError, match='does not exist'):
+    with pytest.raises(OutputError, match='does not exist'):
         plot_contact_sheet([np.ones((8, 8))], ['a'], [0.5], tmp_path / 'no' / 'x.png')
     assert list(tmp_path.iterdir()) == []
 
@@ -49,5 +49,5 @@ def test_confusion_matrix(tmp_path):
     path = plot_confusion_matrix([[10, 2], [1, 11]], ['globular cluster', 'open cluster'],
                                  tmp_path / 'cm.png')
     assert path.read_bytes()[:8] == PNG_SIGNATURE
-    with pytest.raises(AnnotationError, match='does not match 3 labels'):
+    with pytest.raises(ParameterError, match='does not match 3 labels'):
         plot_confusion_matrix(np.eye(2), ['a', 'b', 'c'], tmp_path / 'bad.png')

@@ -1,5 +1,5 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""Tests of astroclusterclf.simulate and the ``simulate`` subcommand."""
+"""Tests of astroclusterclf.simulate (the ``simulate`` subcommand: test_cli.py)."""
 
 import hashlib
 
@@ -14,7 +14,6 @@ from PIL import Image
 
 import astroclusterclf
 from astroclusterclf import simulate as sim
-from astroclusterclf.cli import main
 from astroclusterclf.exceptions import AstroClusterClfError, SimulationError
 from astroclusterclf.simulate import (CLASS_NAMES, make_dataset, make_mosaic,
                                       simulate_cluster)
@@ -476,46 +475,3 @@ def test_make_mosaic_errors(tmp_path, kwargs, match):
     with pytest.raises(SimulationError, match=match):
         make_mosaic(tmp_path / 'out', **kwargs)
     assert not (tmp_path / 'out' / 'mosaic.fits').exists()
-
-
-# -- command line -------------------------------------------------------------
-
-def test_cli_simulate(tmp_path, capsys):
-    out = tmp_path / 'sim'
-    assert main(['simulate', '--output', str(out), '--n-per-class', '2',
-                 '--size', '32', '--seed', '5']) == 0
-    printed = capsys.readouterr().out
-    assert "2 FITS image(s) of 'globular cluster'" in printed
-    assert str(out / 'open cluster') in printed
-    assert sorted(p.name for p in (out / 'globular cluster').iterdir()) == [
-        'globular_cluster_0000.fits', 'globular_cluster_0001.fits']
-    # Same as the API with the same seed, byte for byte.
-    api = make_dataset(tmp_path / 'api', n_per_class=2, size=32, seed=5)
-    assert (api[OC][1].read_bytes()
-            == (out / 'open cluster' / 'open_cluster_0001.fits').read_bytes())
-
-
-def test_cli_simulate_underscore_flag_png_bands(tmp_path, capsys):
-    out = tmp_path / 'sim'
-    assert main(['simulate', '--output', str(out), '--n_per_class', '1',
-                 '--size', '32', '--bands', '3', '--format', 'png',
-                 '--format', 'fits']) == 0
-    assert '1 PNG, 1 FITS' in capsys.readouterr().out
-    with Image.open(out / 'open cluster' / 'open_cluster_0000.png') as im:
-        assert im.mode == 'RGB'
-    assert fits.getdata(
-        out / 'open cluster' / 'open_cluster_0000.fits').shape == (3, 32, 32)
-
-
-def test_cli_simulate_errors(tmp_path, capsys):
-    assert main(['simulate', '--output', str(tmp_path / 'x'),
-                 '--n-per-class', '0']) == 1
-    err = capsys.readouterr().err
-    assert err == ('astroclusterclf simulate: error: n_per_class must be an '
-                   'integer >= 1, got 0\n')
-    assert not (tmp_path / 'x').exists()
-    assert main(['simulate', '--output', str(tmp_path), '--n-per-class', '1',
-                 '--bands', '2']) == 2
-    err = capsys.readouterr().err
-    assert 'invalid choice' in err
-    assert len(err.splitlines()) == 1

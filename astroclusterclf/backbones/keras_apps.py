@@ -21,7 +21,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..exceptions import WeightsNotFoundError
+from ..exceptions import UnknownBackboneError, WeightsNotFoundError
 from . import _weights
 
 __all__ = []  # internal: used through astroclusterclf.backbones
@@ -55,7 +55,7 @@ def weights_filename(family, *, alpha=None, size=None, include_top=False):
     if family == 'inception_v3':
         top = '' if include_top else '_notop'
         return f'inception_v3_weights_tf_dim_ordering_tf_kernels{top}.h5'
-    raise ValueError(f'unknown keras.applications family {family!r}')
+    raise UnknownBackboneError(f'unknown keras.applications family {family!r}')
 
 
 def weights_url(family, filename):

@@ -1,0 +1,322 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""Tests of the command line, ``astroclusterclf.cli.main``, one group per
+subcommand.  The CLI only parses, calls the API and prints: what it
+computes is tested in the module of each stage."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from PIL import Image
+
+from helpers import LABELS
+from astroclusterclf.cli import main
+from astroclusterclf.simulate import make_dataset
+
+
+def run_cli(capsys, *argv):
+    status = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def assert_one_line_error(status, err, match):
+    assert status == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert 'Traceback' not in err
+    assert match in lines[0], lines[0]
+
+
+# -- usage, --help, --version ------------------------------------------------
+
+@pytest.mark.parametrize('argv', [
+    ['label', '--image', 'x.fits'],                     # missing --graph
+    ['retrain', '--image_dir', 'd'],                    # missing --output_graph
+    ['annotate-table', '--graph', 'm.keras'],           # missing catalog
+    ['simulate', '--output', 'o', '--n-per-class', 'x'],
+    ['no-such-command'],
+])
+def test_cli_usage_errors_are_one_line(argv, capsys):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert len(captured.err.splitlines()) == 1
+    assert 'error:' in captured.err and '--help' in captured.err
+    assert 'Traceback' not in captured.err
+
+
+def test_cli_help_and_version(capsys):
+    assert main(['--version']) == 0
+    assert 'astroclusterclf' in capsys.readouterr().out
+    assert main(['label', '--help']) == 0
+    assert '--graph' in capsys.readouterr().out
+
+
+# -- label ---------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_cli_label_one_file(trained_model_path, small_dataset_files, capsys,
+                            trained_classifier):
+    files = small_dataset_files
+    status = main(['label', '--graph', str(trained_model_path),
+                   '--image', str(files[0])])
+    out = capsys.readouterr().out.splitlines()
+    assert status == 0
+    assert len(out) == 2
+    probs = trained_classifier.predict(files[0])[0]
+    best, other = np.argsort(-probs)
+    assert out == [f'{LABELS[best]} {probs[best]:.5f}',
+                   f'{LABELS[other]} {probs[other]:.5f}']
+
+
+@pytest.mark.slow
+def test_cli_label_many(trained_model_path, small_dataset_files,
+                        small_dataset_dir, capsys, tmp_path):
+    files = small_dataset_files
+    (tmp_path / 'labels.txt').write_text('GC\nOC\n')
+    status = main(['label', '--graph', str(trained_model_path),
+                   '--image', str(files[0]),
+                   '--image', str(small_dataset_dir / 'open cluster'),
+                   '--top_k', '1', '--labels',
+                   str(tmp_path / 'labels.txt'), '--hdu', '0'])
+    out = capsys.readouterr().out.splitlines()
+    assert status == 0
+    headers = [line for line in out if line.endswith(':')]
+    assert len(headers) == 11 and headers[0] == f'{files[0]}:'
+    values = [line for line in out if line and not line.endswith(':')]
+    assert len(values) == 11
+    assert all(v.split()[0] in ('GC', 'OC') for v in values)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('make_args, message', [
+    (lambda m, d: ['--graph', str(d / 'nope.keras'), '--image', 'x.fits'],
+     'model file not found'),
+    (lambda m, d: ['--graph', str(m), '--image', str(d / 'nope.fits')],
+     'nope.fits'),
+    (lambda m, d: ['--graph', str(m), '--image', str(d)],
+     'holds no image file'),
+])
+def test_cli_label_errors(trained_model_path, tmp_path, capsys, make_args,
+                          message):
+    status = main(['label'] + make_args(trained_model_path, tmp_path))
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.err.startswith('astroclusterclf label: error: ')
+    assert captured.err.count('\n') == 1 and message in captured.err
+    assert 'Traceback' not in captured.err
+
+
+# -- retrain -------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_cli_retrain(small_dataset_dir, tmp_path, capsys, retrain_result):
+    status = main([
+        'retrain', '--image-dir', str(small_dataset_dir),
+        '--output_graph', str(tmp_path / 'm.keras'),
+        '--output-labels', str(tmp_path / 'labels.txt'),
+        '--how_many_training_steps', '20', '--eval-step-interval', '10',
+        '--bottleneck_dir', str(retrain_result.work_dir / 'bottlenecks'),
+        '--summaries-dir', str(tmp_path / 'tb')])
+    out = capsys.readouterr().out
+    assert status == 0
+    lines = out.splitlines()
+    steps = [line for line in lines if line.startswith('Step ')]
+    assert len(steps) == 2
+    assert steps[0].startswith('Step 10: Train accuracy = ')
+    assert '%, Cross entropy = ' in steps[0]
+    assert steps[0].endswith(')') and ', Validation accuracy = ' in steps[0]
+    assert any(line.startswith('Final test accuracy = ') for line in lines)
+    assert 'Confusion matrix' in out and 'Misclassified' in out
+    assert (tmp_path / 'labels.txt').read_text().splitlines() == LABELS
+    assert (tmp_path / 'tb' / 'train').is_dir()
+
+
+@pytest.mark.slow   # the subcommand imports TensorFlow first (seconds)
+def test_cli_retrain_error(tmp_path, capsys):
+    (tmp_path / 'only class').mkdir()
+    status = main(['retrain', '--image_dir', str(tmp_path),
+                   '--output_graph', str(tmp_path / 'm.keras')])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.err.count('\n') == 1
+    assert captured.err.startswith('astroclusterclf retrain: error: ')
+    assert 'at least 2 class' in captured.err
+    assert 'Traceback' not in captured.err + captured.out
+
+
+# -- annotate-fits ---------------------------------------------------------------
+
+@pytest.mark.slow
+def test_cli_annotate_fits(accurate_result, cluster_image, tmp_path, capsys):
+    data, header = cluster_image
+    files = []
+    for name in ('a.fits', 'b.fits'):
+        fits.PrimaryHDU(data, header=header).writeto(tmp_path / name)
+        files.append(tmp_path / name)
+    outdir = tmp_path / 'out'
+    outdir.mkdir()
+    status, out, err = run_cli(capsys, 'annotate-fits', '--graph', accurate_result.output,
+                               *files, '--output-dir', outdir)
+    assert status == 0, err
+    assert len(out.strip().splitlines()) == 2
+    assert 'globular cluster' in out
+    assert fits.getheader(outdir / 'a.fits')['CLSLABEL'] == 'globular cluster'
+    status, out, err = run_cli(capsys, 'annotate-fits', '--graph', accurate_result.output,
+                               files[0], '--in-place')
+    assert status == 0, err
+    assert 'CLSLABEL' in fits.getheader(files[0])
+
+
+@pytest.mark.slow
+def test_cli_annotate_fits_errors(accurate_result, cluster_image, tmp_path, capsys):
+    data, header = cluster_image
+    src = tmp_path / 'a.fits'
+    fits.PrimaryHDU(data, header=header).writeto(src)
+    model = accurate_result.output
+    cases = [
+        (['--graph', model, src], 'exactly one of --output-dir DIR and --in-place'),
+        (['--graph', model, src, '--in-place', '--output-dir', tmp_path],
+         'exactly one of --output-dir DIR and --in-place'),
+        (['--graph', model, src, '--output-dir', src], 'not a folder'),
+        (['--graph', tmp_path / 'missing.keras', src, '--in-place'],
+         'model file not found'),
+        (['--graph', model, tmp_path / 'missing.fits', '--in-place'], 'file not found'),
+        (['--graph', model, src, '--in-place', '--hdu', '4'], 'no HDU 4'),
+        (['--graph', model, src, '--output-dir', tmp_path], 'output is the input file'),
+    ]
+    for argv, match in cases:
+        status, out, err = run_cli(capsys, 'annotate-fits', *argv)
+        assert_one_line_error(status, err, match)
+        assert err.startswith('astroclusterclf annotate-fits: error:')
+    assert 'CLSLABEL' not in fits.getheader(src)
+    # --output-dir is created, as retrain's folders are.
+    status, out, err = run_cli(capsys, 'annotate-fits', '--graph', model, src,
+                               '--output-dir', tmp_path / 'new' / 'dir')
+    assert status == 0, err
+    assert 'CLSLABEL' in fits.getheader(tmp_path / 'new' / 'dir' / 'a.fits')
+
+
+# -- annotate-table --------------------------------------------------------------
+
+@pytest.mark.slow
+def test_cli_annotate_table(accurate_result, survey_mosaic, tmp_path, capsys):
+    mosaic_path, catalog_path = survey_mosaic
+    catalog = Table.read(catalog_path)[:6]['ra', 'dec', 'label']
+    catalog.meta.clear()
+    catalog.write(tmp_path / 'cat.fits')
+    out = tmp_path / 'annotated.xml'
+    status, stdout, err = run_cli(capsys, 'annotate-table', '--graph', accurate_result.output,
+                                  tmp_path / 'cat.fits', '--image', mosaic_path,
+                                  '--output', out, '--size', '51.2 arcsec')
+    assert status == 0, err
+    assert 'Classified 6 of 6 rows' in stdout and str(out) in stdout
+    table = Table.read(out)
+    assert 'pred_class' in table.colnames and len(table) == 6
+
+
+@pytest.mark.slow
+def test_cli_annotate_table_errors(accurate_result, survey_mosaic, tmp_path, capsys):
+    mosaic_path, catalog_path = survey_mosaic
+    model = accurate_result.output
+    exists = tmp_path / 'exists.ecsv'
+    exists.write_text('keep')
+    Table({'X': [1.0], 'Y': [2.0]}).write(tmp_path / 'odd.ecsv')
+    base = ['--graph', model, catalog_path]
+    cases = [
+        (base + ['--output', tmp_path / 'o.ecsv'], 'exactly one of --image MOSAIC and '
+                                                   '--path-column COL'),
+        (base + ['--image', mosaic_path, '--path-column', 'x', '--output',
+                 tmp_path / 'o.ecsv'], 'exactly one of --image'),
+        (['--graph', model, tmp_path / 'missing.ecsv', '--image', mosaic_path,
+          '--output', tmp_path / 'o.ecsv'], 'catalog file not found'),
+        (base + ['--image', mosaic_path, '--output', exists], 'output file exists'),
+        (base + ['--image', mosaic_path, '--output', tmp_path / 'o.unknown'],
+         'cannot tell the table format'),
+        (base + ['--image', mosaic_path, '--output', tmp_path / 'o.ecsv', '--size', '5 kg'],
+         '--size'),
+        (base + ['--image', tmp_path / 'missing.fits', '--output', tmp_path / 'o.ecsv'],
+         'missing.fits: file not found'),
+        (['--graph', tmp_path / 'missing.keras', catalog_path, '--image', mosaic_path,
+          '--output', tmp_path / 'o.ecsv'], 'model file not found'),
+        (['--graph', model, tmp_path / 'odd.ecsv', '--image', mosaic_path,
+          '--output', tmp_path / 'o.ecsv'],
+         f"{tmp_path / 'odd.ecsv'}: catalog has no position columns: tried"),
+        (base + ['--path-column', 'nofile', '--output', tmp_path / 'o.ecsv'],
+         "no column 'nofile'"),
+    ]
+    for argv, match in cases:
+        status, out, err = run_cli(capsys, 'annotate-table', *argv)
+        assert_one_line_error(status, err, match)
+        assert err.startswith('astroclusterclf annotate-table: error:')
+    assert exists.read_text() == 'keep'
+    assert not (tmp_path / 'o.ecsv').exists()
+
+
+# -- simulate ----------------------------------------------------------------------
+
+def test_cli_simulate(tmp_path, capsys):
+    out = tmp_path / 'sim'
+    assert main(['simulate', '--output', str(out), '--n-per-class', '2',
+                 '--size', '32', '--seed', '5']) == 0
+    printed = capsys.readouterr().out
+    assert "2 FITS image(s) of 'globular cluster'" in printed
+    assert str(out / 'open cluster') in printed
+    assert sorted(p.name for p in (out / 'globular cluster').iterdir()) == [
+        'globular_cluster_0000.fits', 'globular_cluster_0001.fits']
+    # Same as the API with the same seed, byte for byte.
+    api = make_dataset(tmp_path / 'api', n_per_class=2, size=32, seed=5)
+    assert (api['open cluster'][1].read_bytes()
+            == (out / 'open cluster' / 'open_cluster_0001.fits').read_bytes())
+
+
+def test_cli_simulate_underscore_flag_png_bands(tmp_path, capsys):
+    out = tmp_path / 'sim'
+    assert main(['simulate', '--output', str(out), '--n_per_class', '1',
+                 '--size', '32', '--bands', '3', '--format', 'png',
+                 '--format', 'fits']) == 0
+    assert '1 PNG, 1 FITS' in capsys.readouterr().out
+    with Image.open(out / 'open cluster' / 'open_cluster_0000.png') as im:
+        assert im.mode == 'RGB'
+    assert fits.getdata(
+        out / 'open cluster' / 'open_cluster_0000.fits').shape == (3, 32, 32)
+
+
+def test_cli_simulate_errors(tmp_path, capsys):
+    assert main(['simulate', '--output', str(tmp_path / 'x'),
+                 '--n-per-class', '0']) == 1
+    err = capsys.readouterr().err
+    assert err == ('astroclusterclf simulate: error: n_per_class must be an '
+                   'integer >= 1, got 0\n')
+    assert not (tmp_path / 'x').exists()
+    assert main(['simulate', '--output', str(tmp_path), '--n-per-class', '1',
+                 '--bands', '2']) == 2
+    err = capsys.readouterr().err
+    assert 'invalid choice' in err
+    assert len(err.splitlines()) == 1
+
+
+# -- demo ----------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_demo_cli(tmp_path, capsys):
+    status = main(['demo', '--workdir', str(tmp_path / 'demo'),
+                   '--n-per-class', '10', '--n-clusters', '2',
+                   '--mosaic-size', '512', '--how-many-training-steps', '10'])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert 'Final test accuracy' in out
+    assert 'Outputs:' in out
+    assert str(tmp_path / 'demo' / 'model.keras') in out
+
+
+@pytest.mark.slow   # the subcommand imports TensorFlow first (seconds)
+def test_demo_cli_bad_workdir(tmp_path, capsys):
+    blocker = tmp_path / 'file'
+    blocker.write_text('not a folder')
+    status = main(['demo', '--workdir', str(blocker / 'sub'),
+                   '--n-per-class', '4'])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert 'Traceback' not in captured.err
+    assert str(blocker) in captured.err

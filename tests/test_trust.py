@@ -1,0 +1,195 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""How far to trust a prediction: calibration stored in the model, the
+out-of-distribution flag, degenerate inputs, the model's field of view."""
+
+import json
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+import skimage.data
+from astropy import units as u
+from astropy.io import fits
+from astropy.table import Table
+
+from astroclusterclf import ClusterClassifier, annotate_fits, annotate_table
+from astroclusterclf.annotate import cutout_size
+from astroclusterclf.calibration import calibrate_probabilities
+from astroclusterclf.classifier import METADATA_MEMBER, OOD_MEMBER, PredictionFlag
+from astroclusterclf.exceptions import FieldOfViewWarning
+from astroclusterclf.preprocessing import fits_to_rgb
+from astroclusterclf.simulate import simulate_cluster
+
+pytestmark = pytest.mark.slow
+
+UNLIKE = PredictionFlag.UNLIKE_TRAINING
+DEGENERATE = PredictionFlag.DEGENERATE
+
+
+def _galaxy(rng, size=128):
+    """A smooth Sersic galaxy on sky with Poisson noise: no cluster."""
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    q, pa = rng.uniform(0.4, 0.9), rng.uniform(0, np.pi)
+    xr = xx * np.cos(pa) + yy * np.sin(pa)
+    yr = (-xx * np.sin(pa) + yy * np.cos(pa)) / q
+    r = np.hypot(xr, yr)
+    re, n = rng.uniform(10, 25), rng.uniform(1, 4)
+    model = 3000 * np.exp(-(2 * n - 1 / 3) * ((r / re) ** (1 / n) - 1)) + 200
+    return rng.poisson(model).astype(float)
+
+
+# -- calibration ---------------------------------------------------------------
+
+def test_calibration_is_fitted_reported_and_stored(accurate_result, accurate_model):
+    c = accurate_result.calibration
+    assert c['source'].startswith('out-of-fold')       # 6 validation images: too few
+    assert c['n'] == sum(accurate_result.counts['training'].values())
+    assert 0.05 < c['temperature'] < 20 and c['temperature'] != 1.0
+    for key in ('test_ece_before', 'test_ece_after', 'test_nll_before', 'test_nll_after'):
+        assert 0 <= c[key] < 1
+    report = accurate_result.report()
+    assert f'temperature {c["temperature"]:.3f}' in report
+    assert 'expected calibration error' in report and 'threshold' in report
+    assert accurate_model.temperature == pytest.approx(c['temperature'])
+    assert accurate_model.ood_threshold == pytest.approx(c['ood_threshold'], rel=1e-6)
+    assert accurate_result.reliability_plot.is_file()
+    assert accurate_result.reliability_plot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_predictions_are_calibrated(accurate_model, cluster_image):
+    rgb = fits_to_rgb(cluster_image, settings=accurate_model.settings)
+    raw = np.asarray(accurate_model.model(rgb[np.newaxis]))
+    calibrated = accurate_model.predict(cluster_image)
+    np.testing.assert_allclose(calibrated,
+                               calibrate_probabilities(raw, accurate_model.temperature),
+                               atol=1e-5)
+    assert not np.allclose(calibrated, raw, atol=1e-4)
+
+
+def test_older_model_files_load_without_calibration(accurate_result, tmp_path,
+                                                    cluster_image, caplog):
+    """A file without temperature, OOD member or training frames (as the
+    first release wrote them) loads; its probabilities are the raw ones."""
+    old = tmp_path / 'old.keras'
+    with zipfile.ZipFile(accurate_result.output) as src, \
+            zipfile.ZipFile(old, 'w', zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            if info.filename == OOD_MEMBER:
+                continue
+            data = src.read(info)
+            if info.filename == METADATA_MEMBER:
+                meta = json.loads(data)
+                for key in ('temperature', 'calibration', 'training_frames'):
+                    meta.pop(key)
+                data = json.dumps(meta).encode()
+            dst.writestr(info, data)
+    clf = ClusterClassifier.load(old)
+    assert clf.temperature == 1.0 and clf.ood is None and clf.training_frames is None
+    assessment = clf.assess(cluster_image)
+    assert np.isnan(assessment.ood_score[0]) and assessment.flag[0] == 0
+    new = ClusterClassifier.load(accurate_result.output)
+    np.testing.assert_allclose(
+        new.predict(cluster_image),
+        calibrate_probabilities(clf.predict(cluster_image), new.temperature), atol=1e-6)
+    with caplog.at_level('WARNING', logger='astroclusterclf.annotate'):
+        assert cutout_size(clf) == (64, '64 x 64 pix')
+    assert 'older model file' in caplog.text
+
+
+# -- out of distribution -------------------------------------------------------
+
+def test_ood_flags_non_clusters(accurate_model):
+    rng = np.random.default_rng(7)
+    inputs = {
+        'noise': [rng.normal(100, 10, (128, 128)) for _ in range(3)],
+        'blank sky': [rng.poisson(400, (128, 128)).astype(float) for _ in range(3)],
+        'photo': [np.moveaxis(skimage.data.astronaut(), -1, 0).astype(float),
+                  skimage.data.camera().astype(float)],
+        'galaxy': [_galaxy(rng) for _ in range(3)],
+    }
+    for kind, images in inputs.items():
+        assessment = accurate_model.assess(images)
+        assert np.all(assessment.flag & UNLIKE), (kind, assessment.ood_score,
+                                                  accurate_model.ood_threshold)
+        assert np.all(assessment.ood_score > accurate_model.ood_threshold)
+
+
+def test_ood_clear_for_clusters(accurate_model):
+    images = [simulate_cluster(kind, size=128, rng=900 + i)[0]
+              for i, kind in enumerate(['globular cluster', 'open cluster'] * 4)]
+    assessment = accurate_model.assess(images)
+    assert np.all(assessment.flag == 0), assessment.ood_score
+    assert np.all(assessment.ood_score < accurate_model.ood_threshold / 2)
+
+
+@pytest.mark.parametrize('make', [
+    lambda rng: np.full((128, 128), 5.0),                               # constant
+    lambda rng: rng.normal(size=(12, 12)),                              # tiny
+    lambda rng: np.where(np.arange(128 * 128).reshape(128, 128) % 3 == 0,
+                         rng.normal(size=(128, 128)), np.nan),          # 2/3 masked
+])
+def test_degenerate_inputs_are_flagged(accurate_model, make):
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')      # the NaN pixels are reported
+        assessment = accurate_model.assess(make(np.random.default_rng(0)))
+    assert assessment.flag[0] & DEGENERATE
+    assert np.all(np.isfinite(assessment.probabilities))
+
+
+def test_fits_header_and_table_carry_the_score(accurate_model, tmp_path):
+    rng = np.random.default_rng(3)
+    path = tmp_path / 'noise.fits'
+    fits.PrimaryHDU(rng.normal(100, 10, (128, 128)).astype(np.float32)).writeto(path)
+    result = annotate_fits(accurate_model, path, output=tmp_path / 'out.fits')
+    header = fits.getheader(tmp_path / 'out.fits')
+    assert header['CLSFLAG'] == result.flag == UNLIKE
+    assert header['CLSOOD'] == pytest.approx(result.ood_score, rel=1e-3)
+    assert f'{accurate_model.ood_threshold:.4g}' in header.comments['CLSOOD']
+    table = annotate_table(accurate_model, Table({'file': [str(path)]}),
+                           path_column='file')
+    assert table['pred_flag'][0] == UNLIKE
+    assert table['pred_ood'][0] == pytest.approx(result.ood_score)
+    assert '16 = unlike the training images' in table['pred_flag'].description
+
+
+# -- field of view -------------------------------------------------------------------
+
+def test_training_frames_are_recorded(accurate_model):
+    frames = accurate_model.training_frames
+    assert frames['n'] == 120
+    assert frames['shape']['median'] == [128, 128]
+    assert frames['pixel_scale']['median'] == pytest.approx(0.4)
+
+
+def test_default_size_is_the_training_frame(accurate_model, survey_mosaic):
+    mosaic, catalog_path = survey_mosaic
+    size, text = cutout_size(accurate_model, mosaic)
+    # The mosaic has a WCS and the training scales agree: the same angle.
+    assert text == '51.2 x 51.2 arcsec'
+    assert u.allclose(u.Quantity(size), [51.2, 51.2] * u.arcsec)
+    # Without a WCS: the same number of pixels.
+    assert cutout_size(accurate_model, np.zeros((256, 256)))[1] == '128 x 128 pix'
+    catalog = Table.read(catalog_path)[:3]
+    table = annotate_table(accurate_model, catalog, image=mosaic)
+    assert table.meta['CLSSIZE'] == '51.2 x 51.2 arcsec'
+
+
+def test_field_of_view_warnings(accurate_model, survey_mosaic, tmp_path):
+    mosaic, _ = survey_mosaic
+    with pytest.warns(FieldOfViewWarning, match='cutout size 64 pixels is more than'):
+        cutout_size(accurate_model, mosaic, size=64 * u.pix)
+    with pytest.warns(FieldOfViewWarning, match='cutout size 20 arcsec'):
+        cutout_size(accurate_model, mosaic, size='20 arcsec')
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        cutout_size(accurate_model, mosaic, size=100)         # within 1.5x: quiet
+    coarse = tmp_path / 'coarse.fits'
+    with fits.open(mosaic) as hdul:
+        header = hdul[0].header.copy()
+    for key in ('CDELT1', 'CDELT2', 'CD1_1', 'CD2_2'):
+        if key in header:
+            header[key] *= 3
+    fits.PrimaryHDU(np.zeros((300, 300), np.float32), header=header).writeto(coarse)
+    with pytest.warns(FieldOfViewWarning, match='arcsec/pixel, more than a factor of 1.5'):
+        cutout_size(accurate_model, coarse)
