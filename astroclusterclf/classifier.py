@@ -376,8 +376,6 @@ class ClusterClassifier:
             The file is missing, not a ``.keras`` zip, not written by
             astroclusterclf, or corrupt.
         """
-        import keras
-
         path = Path(path)
         if path.is_dir():
             raise ModelFileError(f'{path}: is a folder, not a model file')
@@ -426,6 +424,8 @@ class ClusterClassifier:
         _check_metadata(metadata, path)
         ood = (FeatureDensity.from_bytes(ood_bytes, name=f'{path}: {OOD_MEMBER}')
                if ood_bytes is not None else None)
+        import keras   # after the checks of the metadata: they need no TensorFlow
+
         # Keras wants the .keras suffix; a renamed file is read via a link.
         try:
             if path.suffix == '.keras':

@@ -27,8 +27,8 @@ from .demo import run_demo
 from .io import image_hdus
 from .plotting import plot_catalog_sheet
 from .preprocessing import NormalizationSettings
-from .exceptions import (AnnotationError, AstroClusterClfError, CatalogError,
-                         OutputError, ParameterError)
+from .exceptions import (AnnotationError, AstroClusterClfError, AstroClusterClfWarning,
+                         CatalogError, OutputError, ParameterError)
 from .retrain import retrain
 from .simulate import make_dataset
 from .version import __version__
@@ -648,6 +648,9 @@ def main(argv=None):
         if args.command not in _WITHOUT_TENSORFLOW:
             import_tensorflow()
         with warnings.catch_warnings():
+            # The package's warnings are messages to the user, shown as
+            # one line each (whatever filters the calling program set).
+            warnings.simplefilter('always', AstroClusterClfWarning)
             warnings.showwarning = one_line
             return args.func(args) or 0
     except AstroClusterClfError as exc:

@@ -131,7 +131,7 @@ def plot_contact_sheet(cutouts, labels, confidences, path, *, truth=None, ncols=
     extra = 0.18 if captions is not None else 0.0
     legend = flags is not None or truth is not None
     height = nrows * (panel_size + 0.25 + extra) + (0.5 if legend else 0) \
-        + (0.3 if title else 0)
+        + (0.5 if title else 0)
     fig = _figure(max(ncols * panel_size, 4.5 if legend else 0), height)
     for i, (cutout, label, conf) in enumerate(zip(cutouts, labels, confidences)):
         ax = fig.add_subplot(nrows, ncols, i + 1)
@@ -165,9 +165,18 @@ def plot_contact_sheet(cutouts, labels, confidences, path, *, truth=None, ncols=
     if title:
         fig.suptitle(title, fontsize=9)
     fig.subplots_adjust(left=0.01, right=0.99, bottom=(0.45 if notes else 0.05) / height,
-                        top=1 - (0.45 if title else 0.2) / height,
+                        top=1 - (0.8 if title else 0.3) / height,
                         wspace=0.05, hspace=0.35 + 1.2 * extra)
     return _save(fig, path, dpi)
+
+
+def _sheet_rows(table, max_panels):
+    """The rows a contact sheet shows: all of them (in order) when they
+    fit, else the ``max_panels`` of lowest confidence, unclassified first."""
+    if len(table) <= max_panels:
+        return np.arange(len(table))
+    conf = np.ma.filled(np.ma.asarray(table['pred_conf'], dtype=float), -1.0)
+    return np.argsort(np.nan_to_num(conf, nan=-1.0), kind='stable')[:max_panels]
 
 
 def plot_catalog_sheet(table, image, path, *, size, hdu=None, ra=None, dec=None,
@@ -210,9 +219,7 @@ def plot_catalog_sheet(table, image, path, *, size, hdu=None, ra=None, dec=None,
                              'columns; annotate it first (annotate_table)')
     if len(table) == 0:
         raise ParameterError('contact sheet: the catalog has no rows')
-    conf = np.ma.filled(np.ma.asarray(table['pred_conf'], dtype=float), -1.0)
-    order = np.argsort(conf, kind='stable')
-    rows = np.sort(order[:max_panels]) if len(table) <= max_panels else order[:max_panels]
+    rows = _sheet_rows(table, max_panels)
     subset = table[rows]
     coords = catalog_positions(subset, ra=ra, dec=dec).icrs
     if id_column is None:

@@ -714,8 +714,6 @@ def retrain(image_dir, *, output=None, labels_output=None,
     >>> result.labels, result.output
     (['globular cluster', 'open cluster'], None)
     """
-    import keras
-
     t0 = time.perf_counter()
     timings = {}
     spec = backbones.get_spec(architecture)
@@ -733,6 +731,7 @@ def retrain(image_dir, *, output=None, labels_output=None,
                             input_size=input_size)
     settings = cache.settings
     size = cache.input_size
+    import keras   # after the checks above: a mistake costs no TensorFlow import
     size_arg = None if size == spec.input_size else size
 
     # -- bottlenecks (training set with all variants when augmenting)

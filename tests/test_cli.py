@@ -5,6 +5,7 @@ computes is tested in the module of each stage."""
 
 import numpy as np
 import pytest
+from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.table import Table
 from PIL import Image
@@ -105,6 +106,74 @@ def test_cli_label_errors(trained_model_path, tmp_path, capsys, make_args,
     assert captured.err.startswith('astroclusterclf label: error: ')
     assert captured.err.count('\n') == 1 and message in captured.err
     assert 'Traceback' not in captured.err
+
+
+@pytest.mark.slow
+def test_cli_label_batch_skips_and_reports(accurate_result, cluster_image, tmp_path,
+                                           capsys):
+    """Bad files get one error line each and are skipped; the good ones are
+    still classified; the exit status is 1; --output writes every row."""
+    data, header = cluster_image
+    folder = tmp_path / 'images'
+    folder.mkdir()
+    fits.PrimaryHDU(data, header=header).writeto(folder / 'a_good.fits')
+    (folder / 'b_broken.fits').write_bytes(b'SIMPLE  = garbage' * 10)
+    fits.PrimaryHDU(data[::-1], header=header).writeto(folder / 'c_good.fits')
+    noise = np.random.default_rng(0).normal(100, 10, (128, 128)).astype(np.float32)
+    fits.PrimaryHDU(noise).writeto(folder / 'd_noise.fits')
+    out = tmp_path / 'results.ecsv'
+    status, stdout, err = run_cli(capsys, 'label', '--graph', accurate_result.output,
+                                  '--image', folder, '--image', tmp_path / 'missing.fits',
+                                  '--output', out)
+    assert status == 1
+    errors = [line for line in err.splitlines() if ': error: ' in line]
+    assert len(errors) == 2 and 'Traceback' not in err
+    assert any('b_broken.fits' in line for line in errors)
+    assert any('missing.fits: file not found' in line for line in errors)
+    warnings_ = [line for line in err.splitlines() if ': warning: ' in line]
+    assert len(warnings_) == 1 and 'd_noise.fits: unlike the training images' in warnings_[0]
+    for name in ('a_good', 'c_good', 'd_noise'):
+        assert f'{folder / name}.fits:' in stdout
+    assert 'b_broken' not in stdout
+    table = Table.read(out)
+    assert table.colnames == ['path', 'pred_class', 'pred_conf', 'prob_globular_cluster',
+                              'prob_open_cluster', 'pred_ood', 'pred_flag']
+    assert len(table) == 5
+    flags = dict(zip(table['path'], table['pred_flag']))
+    assert flags[str(folder / 'b_broken.fits')] == 8
+    assert flags[str(tmp_path / 'missing.fits')] == 8
+    assert flags[str(folder / 'd_noise.fits')] & 16
+    assert flags[str(folder / 'a_good.fits')] == 0
+    assert table['pred_class'][0] == 'globular cluster'
+
+
+@pytest.mark.slow
+def test_cli_all_hdus(accurate_result, cluster_image, tmp_path, capsys):
+    """Every image extension (HST/JWST-style SCI HDUs) is classified and
+    annotated; label writes one row per HDU."""
+    data, header = cluster_image
+    path = tmp_path / 'multi.fits'
+    noise = np.random.default_rng(1).normal(100, 10, data.shape).astype(np.float32)
+    fits.HDUList([fits.PrimaryHDU(),
+                  fits.ImageHDU(data, header=header, name='SCI', ver=1),
+                  fits.BinTableHDU(Table({'a': [1]}), name='CAT'),
+                  fits.ImageHDU(noise, name='SCI', ver=2)]).writeto(path)
+    status, stdout, err = run_cli(capsys, 'annotate-fits', '--graph', accurate_result.output,
+                                  path, '--output-dir', tmp_path / 'out', '--all-hdus')
+    assert status == 0, err
+    assert '[HDU 1]' in stdout and '[HDU 3]' in stdout
+    with fits.open(tmp_path / 'out' / 'multi.fits') as hdul:
+        assert hdul[1].header['CLSLABEL'] == 'globular cluster'
+        assert hdul[1].header['CLSFLAG'] == 0
+        assert hdul[3].header['CLSFLAG'] & 16
+        assert 'CLSLABEL' not in hdul[0].header and 'CLSLABEL' not in hdul[2].header
+    status, stdout, err = run_cli(capsys, 'label', '--graph', accurate_result.output,
+                                  '--image', path, '--all-hdus', '--output',
+                                  tmp_path / 'rows.fits')
+    assert status == 0, err
+    table = Table.read(tmp_path / 'rows.fits')
+    assert list(table['hdu']) == [1, 3]
+    assert list(table['pred_flag'] & 16) == [0, 16]
 
 
 # -- retrain -------------------------------------------------------------------
@@ -251,6 +320,61 @@ def test_cli_annotate_table_errors(accurate_result, survey_mosaic, tmp_path, cap
         assert err.startswith('astroclusterclf annotate-table: error:')
     assert exists.read_text() == 'keep'
     assert not (tmp_path / 'o.ecsv').exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('columns', [('RA', 'DEC'), ('RAJ2000', 'DEJ2000'),
+                                     ('ALPHA_J2000', 'DELTA_J2000'), ('sky_centroid',)])
+def test_cli_annotate_table_recognises_position_columns(accurate_result, survey_mosaic,
+                                                        tmp_path, capsys, columns):
+    mosaic_path, catalog_path = survey_mosaic
+    truth = Table.read(catalog_path)[:3]
+    if len(columns) == 2:
+        catalog = Table({columns[0]: truth['ra'], columns[1]: truth['dec']})
+        path = tmp_path / 'cat.ecsv'
+    else:   # photutils' sky_centroid: a SkyCoord column (ECSV keeps it)
+        catalog = Table({'id': [1, 2, 3],
+                         'sky_centroid': SkyCoord(truth['ra'], truth['dec'], unit='deg')})
+        path = tmp_path / 'cat.ecsv'
+    catalog.write(path)
+    out = tmp_path / 'out.ecsv'
+    status, stdout, err = run_cli(capsys, 'annotate-table', '--graph', accurate_result.output,
+                                  path, '--image', mosaic_path, '--output', out)
+    assert status == 0, err
+    table = Table.read(out)
+    assert list(table['pred_class']) == list(truth['label'])
+    assert table.meta['CLSSIZE'] == '51.2 x 51.2 arcsec'
+    assert 'Cutout size: 51.2 x 51.2 arcsec' in stdout
+
+
+@pytest.mark.slow
+def test_cli_annotate_table_contact_sheet_and_size_warning(accurate_result, survey_mosaic,
+                                                           tmp_path, capsys):
+    pytest.importorskip('matplotlib')
+    mosaic_path, catalog_path = survey_mosaic
+    catalog = Table.read(catalog_path)['ra', 'dec', 'label']
+    catalog.meta.clear()
+    catalog.add_row((0.0, -89.0, 'nowhere'))        # off the image: flagged
+    catalog.write(tmp_path / 'cat.ecsv')
+    sheet = tmp_path / 'sheet.png'
+    status, stdout, err = run_cli(capsys, 'annotate-table', '--graph', accurate_result.output,
+                                  tmp_path / 'cat.ecsv', '--image', mosaic_path,
+                                  '--output', tmp_path / 'out.ecsv', '--contact-sheet', sheet,
+                                  '--size', '64')
+    assert status == 0, err
+    # A 64-pixel size is half the 128-pixel training frames: one warning line.
+    assert err.count('warning: cutout size 64 pixels is more than a factor of 1.5') == 1
+    assert 'Traceback' not in err
+    assert f'Wrote {sheet}' in stdout
+    assert sheet.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_contact_sheet_samples_lowest_confidence_first():
+    from astroclusterclf.plotting import _sheet_rows
+    table = Table({'pred_conf': np.ma.MaskedArray([0.9, 0.6, 0.99, 0.7, 0.5],
+                                                  mask=[0, 0, 0, 0, 1])})
+    assert list(_sheet_rows(table, 3)) == [4, 1, 3]       # unclassified first
+    assert list(_sheet_rows(table, 10)) == [0, 1, 2, 3, 4]   # all, in order
 
 
 # -- simulate ----------------------------------------------------------------------

@@ -7,10 +7,15 @@ MB on disk), and the size bombs are read in a subprocess that reports
 its peak memory."""
 
 import contextlib
+import errno
 import functools
+import gzip
+import io
 import json
+import os
 import pickle
 import re
+import stat
 import struct
 import subprocess
 import sys
@@ -20,10 +25,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy.io import fits
+from astropy.table import Table
+from astropy.wcs import WCS
 
+from astroclusterclf import cli
+from astroclusterclf._atomic import atomic_write
+from astroclusterclf.annotate import annotate_fits, check_table_output
 from astroclusterclf.backbones import pth
 from astroclusterclf.backbones.pth import read_pth
-from astroclusterclf.exceptions import WeightsIntegrityError
+from astroclusterclf.bottlenecks import BottleneckCache
+from astroclusterclf.classifier import METADATA_MEMBER, ClusterClassifier
+from astroclusterclf.config import conf
+from astroclusterclf.cutouts import CutoutFlag, catalog_positions, make_cutouts
+from astroclusterclf.exceptions import (ImageReadError, ImageTooLargeError, ModelFileError,
+                                        OutputError, ParameterError, WeightsIntegrityError)
+from astroclusterclf.io import read_image
+from astroclusterclf.retrain import retrain
 
 from helpers import unchanged
 
@@ -608,3 +626,441 @@ def test_pth_size_bomb(case, bomb_reports):
     assert report['message'].startswith(f'{paths[case]}: ')
     assert re.search(BOMBS[case][1], report['message']), report['message']
     assert report['peak_mb'] < PEAK_LIMIT_MB, report
+
+
+# -- images: decompression bombs and damaged files ------------------------------------
+#
+# The size guard (astroclusterclf.conf.max_image_mib, 512 MiB) refuses an
+# image before its pixels are allocated: as its header declares it, as a
+# gzip stream decompresses, as a cutout asks for it.
+
+IMAGE_PROBE = r'''
+import json, sys
+from astroclusterclf.annotate import annotate_fits
+from astroclusterclf.io import read_image
+
+def peak_mb():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024
+
+for case, path in zip(sys.argv[1::2], sys.argv[2::2]):
+    for how in ('read_image', 'annotate_fits'):
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        try:
+            if how == 'read_image':
+                read_image(path)
+            else:   # refused before the model is used, so none is needed
+                annotate_fits(None, path, output=path + '.out.fits')
+            error, message = None, ''
+        except Exception as exc:
+            error, message = type(exc).__name__, str(exc)
+        print(json.dumps(dict(case=case, how=how, error=error, message=message,
+                              peak_mb=peak_mb())), flush=True)
+'''
+
+
+def _fits_header_bytes(shape, bitpix=-32):
+    header = fits.Header([('SIMPLE', True), ('BITPIX', bitpix), ('NAXIS', len(shape))]
+                         + [(f'NAXIS{i + 1}', n) for i, n in enumerate(shape[::-1])])
+    return header.tostring().encode()
+
+
+def _bomb_declared(folder):
+    """1 MB on disk; the header declares a 16384^2 float32 image (1 GiB)."""
+    path = folder / 'declared.fits.gz'
+    with gzip.open(path, 'wb', compresslevel=9) as f:
+        f.write(_fits_header_bytes((16384, 16384)))
+        for _ in range(64):
+            f.write(bytes(1 << 24))
+    return path
+
+
+def _bomb_trailing(folder):
+    """A valid small image followed by 600 MiB of compressed zeros."""
+    path = folder / 'trailing.fits.gz'
+    buffer = io.BytesIO()
+    fits.PrimaryHDU(np.ones((16, 16), np.float32)).writeto(buffer)
+    with gzip.open(path, 'wb', compresslevel=9) as f:
+        f.write(buffer.getvalue())
+        for _ in range(600 // 16):
+            f.write(bytes(1 << 24))
+    return path
+
+
+IMAGE_BOMBS = {'declared size': _bomb_declared, 'trailing zeros': _bomb_trailing}
+
+
+@pytest.fixture(scope='module')
+def image_bomb_reports(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('image-bombs')
+    paths = {case: build(folder) for case, build in IMAGE_BOMBS.items()}
+    args = [x for case, path in paths.items() for x in (case, str(path))]
+    with contextlib.ExitStack() as stack:
+        for path in paths.values():
+            stack.enter_context(unchanged(path))
+        proc = subprocess.run([sys.executable, '-c', IMAGE_PROBE, *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+    reports = [json.loads(line) for line in proc.stdout.splitlines()]
+    return folder, paths, reports, proc.stderr
+
+
+@pytest.mark.skipif(not Path('/proc/self/clear_refs').exists(),
+                    reason='peak memory is read from /proc')
+@pytest.mark.parametrize('case', list(IMAGE_BOMBS))
+@pytest.mark.parametrize('how', ['read_image', 'annotate_fits'])
+def test_image_bomb(image_bomb_reports, case, how):
+    folder, paths, reports, stderr = image_bomb_reports
+    found = [r for r in reports if r['case'] == case and r['how'] == how]
+    assert found, stderr[-3000:]
+    report = found[0]
+    assert report['error'] == 'ImageTooLargeError', report
+    assert report['message'].startswith(f'{paths[case]}: ')
+    assert 'max_image_mib' in report['message']
+    assert report['peak_mb'] < PEAK_LIMIT_MB, report
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        p.name for p in paths.values())       # no output, no temporary file
+
+
+def test_size_guard_is_configurable(tmp_path):
+    path = tmp_path / 'big.fits'
+    fits.PrimaryHDU(np.zeros((600, 600), np.float32)).writeto(path)   # 1.4 MiB
+    with conf.set_temp('max_image_mib', 1):
+        with unchanged(path), pytest.raises(ImageTooLargeError,
+                                            match=r'big\.fits: the header declares a '
+                                                  r'600 x 600 image of 1 MiB'):
+            read_image(path)
+    assert read_image(path).data.shape == (600, 600)
+
+
+def test_cutout_size_guard():
+    with pytest.raises(ParameterError, match=r'100000 x 100000 pixels would need 38147 MiB'):
+        make_cutouts(np.ones((50, 50), np.float32), [(10, 10)], 100000)
+    with pytest.raises(ParameterError, match='1000000000 x 1000000000 pixels'):
+        make_cutouts(np.ones((50, 50), np.float32), [(10, 10)], '1e9')
+    with pytest.raises(ParameterError, match='give pixels .* or an angle'):
+        make_cutouts(np.ones((50, 50)), [(10, 10)], '30"')
+
+
+def test_dec_outside_range_is_flagged_not_fatal(caplog):
+    table = Table({'ra': [10.0, 10.0, 10.0], 'dec': [95.0, 20.0, np.nan]})
+    coords = catalog_positions(table)
+    assert np.isnan(coords.dec.deg[0]) and coords.dec.deg[1] == 20.0
+    assert "1 row(s) outside -90..90 deg" in caplog.text
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
+    wcs.wcs.crval = [10, 20]
+    wcs.wcs.cdelt = [-1 / 3600, 1 / 3600]
+    wcs.wcs.crpix = [25, 25]
+    flags = [int(r.flag) for r in make_cutouts((np.ones((50, 50)), wcs), table, 8)]
+    assert flags == [CutoutFlag.OFF_IMAGE, 0, CutoutFlag.OFF_IMAGE]
+
+
+@pytest.mark.slow
+def test_fits_gz_missing_padding(tmp_path, trained_classifier):
+    """A .fits.gz cut short of its final block padding (its data complete):
+    the reader classifies it, as astropy reads it, and annotate-fits gives
+    one clear error (or an annotated copy), never a traceback."""
+    buffer = io.BytesIO()
+    fits.PrimaryHDU(np.arange(4096, dtype=np.float32).reshape(64, 64)).writeto(buffer)
+    raw = buffer.getvalue()
+    path = tmp_path / 'short.fits.gz'
+    path.write_bytes(gzip.compress(raw[:2880 + 64 * 64 * 4]))
+    with unchanged(path):
+        assert read_image(path).data.shape == (64, 64)
+        try:
+            annotate_fits(trained_classifier, path, output=tmp_path / 'out.fits')
+        except ImageReadError as exc:
+            assert str(exc).startswith(f'{path}: the FITS file is truncated or corrupt')
+            assert not (tmp_path / 'out.fits').exists()
+        else:
+            assert fits.getheader(tmp_path / 'out.fits')['CLSLABEL']
+    assert not [p for p in tmp_path.iterdir() if 'acc-tmp' in p.name]
+
+
+def test_folder_given_as_file(tmp_path):
+    folder = tmp_path / 'image.fits'
+    folder.mkdir()
+    with pytest.raises(ImageReadError, match=r'image\.fits: is a folder'):
+        read_image(folder)
+    model = tmp_path / 'model.keras'
+    model.mkdir()
+    with pytest.raises(ModelFileError, match=r'model\.keras: is a folder, not a model file'):
+        ClusterClassifier.load(model)
+
+
+# -- the atomic writer: modes, links, leftovers, system errors -------------------------
+
+def _write_bytes(data):
+    def write(tmp):
+        with open(tmp, 'wb') as f:
+            f.write(data)
+    return write
+
+
+def test_write_protected_target_is_refused(tmp_path):
+    target = tmp_path / 'protected.fits'
+    target.write_bytes(b'original')
+    target.chmod(0o444)
+    with unchanged(target), pytest.raises(OutputError, match=r'protected\.fits: the file is '
+                                                             r'write-protected \(mode 0444\)'):
+        atomic_write(target, _write_bytes(b'new'))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['protected.fits']
+
+
+def test_symlink_is_followed(tmp_path):
+    real = tmp_path / 'real.fits'
+    real.write_bytes(b'old')
+    real.chmod(0o640)
+    link = tmp_path / 'link.fits'
+    link.symlink_to(real)
+    atomic_write(link, _write_bytes(b'new'))
+    assert link.is_symlink() and real.read_bytes() == b'new'
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640        # mode kept
+
+
+def test_hard_link_is_refused(tmp_path):
+    target = tmp_path / 'a.fits'
+    target.write_bytes(b'shared')
+    os.link(target, tmp_path / 'b.fits')
+    with unchanged(target), pytest.raises(OutputError, match=r'a\.fits: the file has 2 '
+                                                             r'hard links'):
+        atomic_write(target, _write_bytes(b'new'))
+    assert (tmp_path / 'b.fits').read_bytes() == b'shared'
+
+
+def test_stale_temporary_files_are_swept(tmp_path):
+    """A run killed mid-write leaves its temporary file; the next write of
+    the same target removes it (its process is gone), and nothing else."""
+    target = tmp_path / 'model.keras'
+    dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                          capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f'.model.keras.acc-tmp-{dead}-0123456789ab.keras'
+    stale.write_bytes(b'half a model')
+    alive = tmp_path / f'.model.keras.acc-tmp-{os.getppid()}-0123456789ab.keras'
+    alive.write_bytes(b'being written')
+    other = tmp_path / '.other.acc-tmp-1-00.keras'
+    other.write_bytes(b'not ours to sweep')
+    atomic_write(target, _write_bytes(b'model'))
+    assert not stale.exists()
+    assert alive.exists() and other.exists() and target.read_bytes() == b'model'
+
+
+@pytest.mark.parametrize('error, reason', [
+    (OSError(errno.ENOSPC, 'No space left on device'), 'no space left on device'),
+    (PermissionError(errno.EACCES, 'Permission denied'), 'Permission denied'),
+])
+def test_system_errors_name_the_target(tmp_path, error, reason):
+    target = tmp_path / 'out.ecsv'
+
+    def write(tmp):
+        with open(tmp, 'wb') as f:
+            f.write(b'partial')
+        error.filename = tmp              # the system names the temporary file
+        raise error
+
+    with pytest.raises(OutputError) as excinfo:
+        atomic_write(target, write)
+    message = str(excinfo.value)
+    assert message == f'{target}: cannot write the file ({reason})'
+    assert 'acc-tmp' not in message
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- outputs checked before the work ---------------------------------------------------
+
+def test_retrain_checks_outputs_before_any_work(tmp_path):
+    data = tmp_path / 'data'
+    (data / 'a').mkdir(parents=True)
+    (data / 'b').mkdir()
+    summaries = tmp_path / 'summaries'
+    summaries.write_text('a file, not a folder')
+    folder = tmp_path / 'labels.txt'
+    folder.mkdir()
+    with pytest.raises(OutputError, match=r'summaries: the summaries folder is a file'):
+        retrain(data, output=tmp_path / 'm.keras', summaries_dir=summaries)
+    with pytest.raises(OutputError, match=r'labels\.txt: is a folder'):
+        retrain(data, output=tmp_path / 'm.keras', labels_output=folder)
+    with pytest.raises(OutputError, match='would be the same file'):
+        retrain(data, output=tmp_path / 'm.keras', labels_output=tmp_path / 'm.keras')
+    cache_file = tmp_path / 'cache'
+    cache_file.write_text('x')
+    with pytest.raises(OutputError, match=r'cache: the bottleneck cache must be a folder'):
+        BottleneckCache(cache_file)
+    assert not (tmp_path / 'm.keras').exists()
+
+
+def test_table_output_checked_before_classifying(tmp_path):
+    (tmp_path / 'out.ecsv').mkdir()
+    with pytest.raises(OutputError, match=r'out\.ecsv: is a folder'):
+        check_table_output(tmp_path / 'out.ecsv')
+    protected = tmp_path / 'p.ecsv'
+    protected.write_text('keep')
+    protected.chmod(0o444)
+    with pytest.raises(OutputError, match='write-protected'):
+        check_table_output(protected, overwrite=True)
+
+
+# -- model files -----------------------------------------------------------------------
+
+def _model_zip(path, metadata, *, extra=None):
+    with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as z:
+        z.writestr('config.json', '{}')
+        z.writestr(METADATA_MEMBER, metadata if isinstance(metadata, (bytes, str))
+                   else json.dumps(metadata))
+        for name, data in (extra or {}).items():
+            z.writestr(name, data)
+    return path
+
+
+GOOD_META = {'format': 'astroclusterclf', 'format_version': 1,
+             'labels': ['globular cluster', 'open cluster']}
+
+
+@pytest.mark.parametrize('change, match', [
+    ({'labels': 3}, r"'labels' must be of type list, got int"),
+    ({'labels': 'ab'}, r"'labels' must be of type list, got str"),
+    ({'labels': ['a', 'a']}, 'distinct'),
+    ({'labels': []}, 'non-empty'),
+    ({'format_version': '1'}, r"'format_version' must be of type int, got str"),
+    ({'format_version': True}, r"'format_version' must be of type int, got bool"),
+    ({'format_version': 99}, 'newer than this astroclusterclf supports'),
+    ({'preprocessing': [1, 2]}, r"'preprocessing' must be of type dict"),
+    ({'temperature': -1}, "'temperature' must be a positive number"),
+    ({'format': 'other'}, 'is not astroclusterclf metadata'),
+])
+def test_model_metadata_schema(tmp_path, change, match):
+    path = _model_zip(tmp_path / 'm.keras', {**GOOD_META, **change})
+    with unchanged(path), pytest.raises(ModelFileError, match=r'm\.keras: .*' + match):
+        ClusterClassifier.load(path)
+
+
+def test_model_metadata_size_cap(tmp_path):
+    """A metadata member declaring 13 MB is refused before it is read."""
+    path = tmp_path / 'big.keras'
+    with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as z:
+        z.writestr(METADATA_MEMBER, b' ' * (13 << 20))
+    assert path.stat().st_size < 100_000
+    code = ('import json, sys\n'
+            'from astroclusterclf.classifier import ClusterClassifier\n'
+            'try:\n    ClusterClassifier.load(sys.argv[1])\n'
+            'except Exception as exc:\n    print(type(exc).__name__, exc)\n'
+            'print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])')
+    proc = subprocess.run([sys.executable, '-c', code, str(path)], capture_output=True,
+                          text=True, timeout=60)
+    first, peak_kb = proc.stdout.strip().splitlines()
+    assert first.startswith('ModelFileError') and 'declares 13631488 bytes' in first
+    assert int(peak_kb) / 1024 < PEAK_LIMIT_MB
+
+
+def test_keras_floor_and_safe_mode():
+    """The dependency admits no Keras with the known safe-mode bypasses, and
+    the loader asks for safe mode itself."""
+    text = (ROOT / 'pyproject.toml').read_text()
+    assert '"keras>=3.13.2"' in text
+    source = (ROOT / 'astroclusterclf' / 'classifier.py').read_text()
+    assert source.count('safe_mode=True') == 2
+
+
+# -- the command line ------------------------------------------------------------------
+
+def test_ctrl_c_while_tensorflow_imports(monkeypatch, capsys):
+    def interrupted():
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, 'import_tensorflow', interrupted)
+    status = cli.main(['label', '--graph', 'm.keras', '--image', 'x.fits'])
+    err = capsys.readouterr().err
+    assert status == 130 and 'Traceback' not in err
+    assert err.strip() == ('astroclusterclf label: interrupted; every output file is '
+                           'either complete or was not written')
+
+
+@pytest.mark.parametrize('argv, match', [
+    (['label', '--graph', 'm.keras', '--image', 'x.fits', '--top_k', '0'],
+     'argument --top_k/--top-k: must be at least 1, got 0'),
+    (['label', '--graph', 'm.keras', '--image', 'x.fits', '--bands', '1,2'],
+     'give 1 or 3 band indices'),
+])
+def test_cli_usage_errors(argv, match, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and match in err
+
+
+@pytest.mark.slow
+def test_cli_in_place_respects_protection_and_links(trained_model_path, cluster_image,
+                                                    tmp_path, capsys):
+    data, header = cluster_image
+
+    def make(name):
+        path = tmp_path / name
+        fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, header=header, name='SCI')]
+                     ).writeto(path, checksum=True)
+        return path
+
+    protected = make('protected.fits')
+    protected.chmod(0o444)
+    linked = make('linked.fits')
+    os.link(linked, tmp_path / 'other-name.fits')
+    for path, match in ((protected, 'write-protected'), (linked, 'has 2 hard links')):
+        with unchanged(path):
+            status = cli.main(['annotate-fits', '--graph', str(trained_model_path),
+                               str(path), '--in-place'])
+        err = capsys.readouterr().err
+        assert status == 1 and len(err.strip().splitlines()) == 1, err
+        assert f'{path}: ' in err and match in err and 'Traceback' not in err
+
+    real = make('real.fits')
+    primary_cards = fits.getheader(real, 0).tostring()
+    link = tmp_path / 'link.fits'
+    link.symlink_to(real)
+    status = cli.main(['annotate-fits', '--graph', str(trained_model_path), str(link),
+                       '--in-place'])
+    capsys.readouterr()
+    assert status == 0
+    assert link.is_symlink()
+    with fits.open(real, checksum=True) as hdul:      # checksums verified on open
+        assert 'CLSLABEL' in hdul[1].header
+        # The untouched primary keeps its cards, CHECKSUM/DATASUM included.
+        assert hdul[0].header.tostring() == primary_cards
+    assert not [p for p in tmp_path.iterdir() if 'acc-tmp' in p.name]
+
+
+@pytest.mark.slow
+def test_failed_model_save_leaves_nothing(trained_classifier, tmp_path, monkeypatch):
+    """A disk that fills up while Keras writes the model: one error naming
+    the model file, no partial file, no Keras staging folder left in the
+    system temporary folder."""
+    import tempfile
+    system_tmp = Path(tempfile.gettempdir())
+    before = set(system_tmp.iterdir())
+    real_writestr = zipfile.ZipFile.writestr
+
+    def full_disk(self, name, *args, **kwargs):
+        if str(name).endswith('.json'):
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return real_writestr(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, 'writestr', full_disk)
+    target = tmp_path / 'model.keras'
+    with pytest.raises(OutputError, match=rf'{re.escape(str(target))}: cannot write the file '
+                                          r'\(no space left on device\)'):
+        trained_classifier.save(target)
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+    assert set(system_tmp.iterdir()) - before == set()
+
+
+@pytest.mark.slow
+def test_unwritable_bottleneck_cache_is_not_fatal(small_dataset_files, tmp_path, caplog):
+    """A cache that cannot be written (here its folder cannot be created:
+    its parent is a file) still gives the features, with one warning."""
+    blocker = tmp_path / 'blocker'
+    blocker.write_text('a file')
+    cache = BottleneckCache(blocker / 'cache', input_size=64)
+    result = cache.get_features(small_dataset_files[:2])
+    assert len(result.features) == 2 and result.n_computed == 2
+    assert cache.read_only
+    assert caplog.text.count('cannot write to the bottleneck cache') == 1
