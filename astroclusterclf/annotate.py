@@ -55,7 +55,8 @@ from .cutouts import CutoutFlag, iter_cutouts, parse_size
 from .exceptions import (AnnotationError, AstroClusterClfError, CatalogError,
                          FieldOfViewWarning, ImageReadError, NonFinitePixelWarning,
                          OutputError)
-from .io import image_geometry, image_hdus, read_image, resolve_image
+from .io import (check_declared_size, image_geometry, image_hdus, read_image,
+                 resolve_image)
 from .parallel import prefetch_map
 from .version import __version__
 
@@ -246,6 +247,8 @@ def _image_hdu_index(path, hdu):
         if resolved.index is None:
             raise AnnotationError(f'{os.fspath(path)}: not a FITS file; only FITS '
                                   'headers can be annotated')
+        # The whole HDU is read and copied: the size guard applies.
+        check_declared_size(resolved.header, resolved.name)
         return resolved.index
 
 
@@ -319,7 +322,8 @@ def annotate_fits(classifier, path, *, output=None, in_place=False, hdu=None,
     # Before any work: can the result be written there at all?
     check_writable(target, overwrite=overwrite or in_place)
 
-    indices = image_hdus(path) if hdu == 'all' else [_image_hdu_index(path, hdu)]
+    indices = ([_image_hdu_index(path, i) for i in image_hdus(path)] if hdu == 'all'
+               else [_image_hdu_index(path, hdu)])
     assessment = classifier.assess([os.fspath(path)] * len(indices), hdu=indices,
                                    bands=bands)
 

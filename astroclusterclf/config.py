@@ -68,7 +68,8 @@ def cache_dir():
         return Path(env).expanduser()
     if conf.cache_dir:
         return Path(conf.cache_dir).expanduser()
-    return Path(_config.get_cache_dir_path()) / 'astroclusterclf'
+    # get_cache_dir: in astropy 6.0 (get_cache_dir_path came later).
+    return Path(_config.get_cache_dir()) / 'astroclusterclf'
 
 
 def max_image_bytes():

@@ -323,23 +323,18 @@ def test_cli_annotate_table_errors(accurate_result, survey_mosaic, tmp_path, cap
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('columns', [('RA', 'DEC'), ('RAJ2000', 'DEJ2000'),
-                                     ('ALPHA_J2000', 'DELTA_J2000'), ('sky_centroid',)])
-def test_cli_annotate_table_recognises_position_columns(accurate_result, survey_mosaic,
-                                                        tmp_path, capsys, columns):
+def test_cli_annotate_table_sky_centroid(accurate_result, survey_mosaic, tmp_path, capsys):
+    """photutils' catalogs: positions in a SkyCoord column, found without
+    --ra-column; the default cutout is the model's field of view."""
     mosaic_path, catalog_path = survey_mosaic
     truth = Table.read(catalog_path)[:3]
-    if len(columns) == 2:
-        catalog = Table({columns[0]: truth['ra'], columns[1]: truth['dec']})
-        path = tmp_path / 'cat.ecsv'
-    else:   # photutils' sky_centroid: a SkyCoord column (ECSV keeps it)
-        catalog = Table({'id': [1, 2, 3],
-                         'sky_centroid': SkyCoord(truth['ra'], truth['dec'], unit='deg')})
-        path = tmp_path / 'cat.ecsv'
-    catalog.write(path)
+    catalog = Table({'id': [1, 2, 3],
+                     'sky_centroid': SkyCoord(truth['ra'], truth['dec'], unit='deg')})
+    catalog.write(tmp_path / 'cat.ecsv')
     out = tmp_path / 'out.ecsv'
     status, stdout, err = run_cli(capsys, 'annotate-table', '--graph', accurate_result.output,
-                                  path, '--image', mosaic_path, '--output', out)
+                                  tmp_path / 'cat.ecsv', '--image', mosaic_path,
+                                  '--output', out)
     assert status == 0, err
     table = Table.read(out)
     assert list(table['pred_class']) == list(truth['label'])

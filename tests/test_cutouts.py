@@ -252,3 +252,31 @@ def test_parse_size(size, expected):
 def test_parse_size_errors(size):
     with pytest.raises(ValueError, match='size'):
         parse_size(size)
+
+
+@pytest.mark.parametrize('ra, dec', [('ra', 'dec'), ('RA', 'DEC'), ('RAJ2000', 'DEJ2000'),
+                                     ('RA_ICRS', 'DE_ICRS'), ('ALPHA_J2000', 'DELTA_J2000'),
+                                     ('Ra', 'Dec')])
+def test_catalog_position_columns_are_recognised(ra, dec):
+    table = Table({'id': [1, 2], ra: [10.0, 20.0] * u.deg, dec: [-5.0, 5.0] * u.deg})
+    coords = catalog_positions(table)
+    assert coords.ra.deg == pytest.approx([10.0, 20.0])
+    assert coords.dec.deg == pytest.approx([-5.0, 5.0])
+
+
+def test_catalog_skycoord_column():
+    table = Table({'id': [1], 'sky_centroid': SkyCoord([10.0], [-5.0], unit='deg')})
+    assert catalog_positions(table).ra.deg == pytest.approx([10.0])
+    assert catalog_positions(table, ra='sky_centroid').dec.deg == pytest.approx([-5.0])
+    table['other'] = SkyCoord([1.0], [2.0], unit='deg')
+    with pytest.raises(CatalogError, match='several SkyCoord columns'):
+        catalog_positions(table)
+
+
+def test_catalog_without_position_columns():
+    with pytest.raises(CatalogError, match=r"no position columns: tried a SkyCoord column and "
+                                           r"ra/dec, RA/DEC, RAJ2000/DEJ2000, RA_ICRS/DE_ICRS, "
+                                           r"ALPHA_J2000/DELTA_J2000; columns present: x, y; "
+                                           r"name them with ra=/dec= "
+                                           r"\(--ra-column/--dec-column\)"):
+        catalog_positions(Table({'x': [1.0], 'y': [2.0]}))

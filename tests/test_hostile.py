@@ -668,25 +668,34 @@ def _fits_header_bytes(shape, bitpix=-32):
     return header.tostring().encode()
 
 
+def _gzip_zeros(f, nbytes):
+    """Append ``nbytes`` of zeros to a binary file as gzip members: one
+    16 MiB member compressed once and repeated (a gzip file may hold many
+    members, and readers decompress them all), so building a gigabyte
+    bomb takes no time."""
+    member = gzip.compress(bytes(1 << 24), compresslevel=9)
+    for _ in range(nbytes >> 24):
+        f.write(member)
+
+
 def _bomb_declared(folder):
-    """1 MB on disk; the header declares a 16384^2 float32 image (1 GiB)."""
+    """A few kB on disk; the header declares a 16384^2 float32 image
+    (1 GiB).  The data are not there: the guard refuses the declared size
+    before any pixel is read."""
     path = folder / 'declared.fits.gz'
-    with gzip.open(path, 'wb', compresslevel=9) as f:
-        f.write(_fits_header_bytes((16384, 16384)))
-        for _ in range(64):
-            f.write(bytes(1 << 24))
+    path.write_bytes(gzip.compress(_fits_header_bytes((16384, 16384)) + bytes(1 << 20)))
     return path
 
 
 def _bomb_trailing(folder):
-    """A valid small image followed by 600 MiB of compressed zeros."""
+    """A valid small image followed by 768 MiB of compressed zeros (1 MB
+    on disk)."""
     path = folder / 'trailing.fits.gz'
     buffer = io.BytesIO()
     fits.PrimaryHDU(np.ones((16, 16), np.float32)).writeto(buffer)
-    with gzip.open(path, 'wb', compresslevel=9) as f:
-        f.write(buffer.getvalue())
-        for _ in range(600 // 16):
-            f.write(bytes(1 << 24))
+    with open(path, 'wb') as f:
+        f.write(gzip.compress(buffer.getvalue()))
+        _gzip_zeros(f, 768 << 20)
     return path
 
 
