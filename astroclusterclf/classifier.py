@@ -194,6 +194,20 @@ def _check_metadata(metadata, path):
                              'list of distinct, non-empty strings')
 
 
+def _read_member(archive, name, cap, path):
+    """The bytes of a zip member, refused when it declares more than ``cap``
+    bytes, and never more than ``cap`` read whatever it claims."""
+    size = archive.getinfo(name).file_size
+    if size > cap:
+        raise ModelFileError(f'{path}: the {name} member declares {size} bytes, more '
+                             f'than the {cap} it can need')
+    with archive.open(name) as member:
+        data = member.read(cap + 1)
+    if len(data) > cap:
+        raise ModelFileError(f'{path}: the {name} member is larger than it declares')
+    return data
+
+
 def read_labels(path):
     """Read a label file (one label per line, as `retrain` writes).
 
@@ -389,30 +403,10 @@ class ClusterClassifier:
                         f'{path}: not an astroclusterclf model file (no '
                         f'{METADATA_MEMBER} member; use '
                         'keras.saving.load_model for plain Keras files)')
-                size = z.getinfo(METADATA_MEMBER).file_size
-                if size > MAX_METADATA_BYTES:
-                    raise ModelFileError(
-                        f'{path}: the {METADATA_MEMBER} member declares {size} bytes, '
-                        f'more than the {MAX_METADATA_BYTES} metadata can need')
-                with z.open(METADATA_MEMBER) as member:
-                    # Read no more than the cap, whatever the zip claims.
-                    text = member.read(MAX_METADATA_BYTES + 1)
-                if len(text) > MAX_METADATA_BYTES:
-                    raise ModelFileError(f'{path}: the {METADATA_MEMBER} member is '
-                                         'larger than it declares')
-                metadata = json.loads(text)
-                ood_bytes = None
-                if OOD_MEMBER in names:
-                    size = z.getinfo(OOD_MEMBER).file_size
-                    if size > MAX_OOD_BYTES:
-                        raise ModelFileError(
-                            f'{path}: the {OOD_MEMBER} member declares {size} bytes, '
-                            f'more than the {MAX_OOD_BYTES} it can need')
-                    with z.open(OOD_MEMBER) as member:
-                        ood_bytes = member.read(MAX_OOD_BYTES + 1)
-                    if len(ood_bytes) > MAX_OOD_BYTES:
-                        raise ModelFileError(f'{path}: the {OOD_MEMBER} member is '
-                                             'larger than it declares')
+                metadata = json.loads(_read_member(z, METADATA_MEMBER, MAX_METADATA_BYTES,
+                                                   path))
+                ood_bytes = (_read_member(z, OOD_MEMBER, MAX_OOD_BYTES, path)
+                             if OOD_MEMBER in names else None)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             if isinstance(exc, ModelFileError):
                 raise

@@ -432,7 +432,7 @@ def _sgd(params, x_train, y_train, *, steps, batch_size, learning_rate, rng,
 MIN_HELD_OUT = 50
 
 #: Folds of the out-of-fold predictions.
-N_FOLDS = 3
+N_FOLDS = 5
 
 
 def _fit_trust(head_probs, initial, x_train, y_train, x_val, y_val, *, steps,
