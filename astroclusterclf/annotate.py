@@ -33,7 +33,9 @@ classified HDU changes, and the result is written to a temporary file in
 the destination folder that is then renamed into place (`os.replace`).
 """
 
+import contextlib
 import datetime
+import hashlib
 import logging
 import os
 import re
@@ -45,19 +47,23 @@ from typing import NamedTuple
 
 import numpy as np
 from astropy import units as u
+from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.table import Column, MaskedColumn, Table
 
 from astropy.io import registry
 
 from ._atomic import atomic_write, check_writable
-from .cutouts import CutoutFlag, iter_cutouts, parse_size
+from .chunks import ChunkStore
+from .classifier import ClusterClassifier
+from .cutouts import CutoutFlag, catalog_positions, iter_cutouts, parse_size
 from .exceptions import (AnnotationError, AstroClusterClfError, CatalogError,
                          FieldOfViewWarning, ImageReadError, NonFinitePixelWarning,
-                         OutputError)
+                         OutputError, ParameterError)
 from .io import (check_declared_size, image_geometry, image_hdus, read_image,
                  resolve_image)
 from .parallel import prefetch_map
+from .tiles import TileIndex
 from .version import __version__
 
 __all__ = ['FitsAnnotation', 'annotate_header', 'annotate_fits', 'annotate_table',
@@ -635,7 +641,8 @@ def _check_size(size, frames, survey_scale):
 
 def annotate_table(classifier, table, *, image=None, ra=None, dec=None, size=None,
                    path_column=None, hdu=None, bands=None, batch_size=32,
-                   max_bad_fraction=0.5, progress=None):
+                   max_bad_fraction=0.5, progress=None, output=None, format=None,
+                   overwrite=False, resume=False, client=None, chunk_size=512):
     """Classify the rows of a catalog and return it with prediction columns.
 
     Either cut out each row's sky position from a large ``image`` (read
@@ -649,8 +656,12 @@ def annotate_table(classifier, table, *, image=None, ra=None, dec=None, size=Non
         The model.
     table : `~astropy.table.Table`
         The catalog; it is not modified.
-    image : str, `~pathlib.Path`, HDU, `~astropy.io.fits.HDUList`, ..., optional
-        A survey image with a celestial WCS.
+    image : str, `~pathlib.Path`, HDU, `~astropy.io.fits.HDUList`, ..., or list, optional
+        A survey image with a celestial WCS, or a list of paths of survey
+        tiles (FITS files with celestial WCSs, which may overlap): each
+        row is cut from a tile that holds its cutout whole, the one where
+        it lies farthest from the edge (see `~astroclusterclf.tiles`);
+        a ``pred_tile`` column names it.
     ra, dec : str, optional
         Names of the position columns (degrees unless they have a unit),
         or ``ra`` alone naming a `~astropy.coordinates.SkyCoord` column.
@@ -675,6 +686,27 @@ def annotate_table(classifier, table, *, image=None, ra=None, dec=None, size=Non
     progress : callable, optional
         Called as ``progress(rows_done, rows_total)`` as rows are done
         (e.g. to drive a progress bar).
+    output : str or `~pathlib.Path`, optional
+        Write the annotated table here (format from the extension, or
+        ``format``; ``.parquet`` needs pyarrow).  With tiles (a list
+        ``image``), results are streamed: each finished chunk of rows goes
+        at once to ``<output>.parts/``, and the table is assembled and
+        written atomically at the end (see `astroclusterclf.chunks`).
+    format : str, optional
+        Astropy table format of ``output``.
+    overwrite : bool, optional
+        Replace an existing ``output``.
+    resume : bool, optional
+        Continue an interrupted run (even one killed with SIGKILL) from the
+        chunks in ``<output>.parts/``, recomputing none of them.  Without
+        it, a run that finds partial results refuses to start.
+    client : `distributed.Client`, optional
+        Classify the tiles on a Dask cluster (the ``survey`` extra): each
+        task is a chunk of rows of one tile; each worker loads the model
+        (which must have been saved to a file) once.  Results equal those
+        of the in-process run.
+    chunk_size : int, optional
+        Rows per chunk (task) with tiles.
 
     Returns
     -------
@@ -713,6 +745,15 @@ def annotate_table(classifier, table, *, image=None, ra=None, dec=None, size=Non
         raise AnnotationError('give exactly one of image= (a survey image to cut out '
                               'the catalog positions from) and path_column= (a column '
                               'of image file names)')
+    if isinstance(image, list) or client is not None or resume:
+        images = image if isinstance(image, list) else [image]
+        return _annotate_tiles(
+            classifier, table, images, ra=ra, dec=dec, size=size, hdu=hdu, bands=bands,
+            batch_size=batch_size, max_bad_fraction=max_bad_fraction, progress=progress,
+            output=output, format=format, overwrite=overwrite, resume=resume,
+            client=client, chunk_size=chunk_size)
+    if output is not None:
+        check_table_output(output, format=format, overwrite=overwrite)
     size_text = None
     if image is not None:
         size, size_text = cutout_size(classifier, image, hdu=hdu, size=size)
@@ -730,6 +771,173 @@ def annotate_table(classifier, table, *, image=None, ra=None, dec=None, size=Non
                              classifier=classifier)
     if size_text is not None:
         annotated.meta['CLSSIZE'] = size_text
+    if output is not None:
+        write_table(annotated, output, format=format, overwrite=overwrite)
+    return annotated
+
+
+# -- survey scale: many tiles, Dask, streamed and resumable ----------------------
+
+class _Task(NamedTuple):
+    """A chunk of catalog rows cut from one tile."""
+
+    task_id: int
+    path: str
+    hdu: int
+    rows: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+
+
+def _classify_task(classifier, task, *, size, bands, batch_size, max_bad_fraction,
+                   image=None):
+    """Classify the rows of one task: ``{'rows', 'probabilities', 'ood',
+    'flag'}``.  ``image``: the tile, already open (else its path is
+    opened)."""
+    n = len(task.rows)
+    predictor = _RowPredictor(classifier, n, batch_size=batch_size,
+                              chunk=4 * batch_size, progress=None, bands=bands)
+    flags = np.zeros(n, dtype=np.int16)
+    coords = SkyCoord(task.ra * u.deg, task.dec * u.deg)
+    for i, result in enumerate(iter_cutouts(task.path if image is None else image,
+                                            coords, size, hdu=task.hdu,
+                                            max_bad_fraction=max_bad_fraction)):
+        flags[i] = result.flag
+        if result.flag & (CutoutFlag.OFF_IMAGE | CutoutFlag.BAD_PIXELS):
+            continue
+        predictor.add(i, (result.cutout.data, result.cutout.wcs))
+    predictor.flush()
+    return {'rows': task.rows, 'probabilities': predictor.probabilities,
+            'ood': predictor.ood, 'flag': flags | predictor.flags}
+
+
+_WORKER_MODELS = {}
+
+
+def _remote_task(model_path, model_sha, task, options):
+    """`_classify_task` in a Dask worker, loading the model once per
+    worker process."""
+    key = (model_path, model_sha)
+    if key not in _WORKER_MODELS:
+        _WORKER_MODELS.clear()
+        _WORKER_MODELS[key] = ClusterClassifier.load(model_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', NonFinitePixelWarning)
+        return _classify_task(_WORKER_MODELS[key], task, **options)
+
+
+def _annotate_tiles(classifier, table, images, *, ra, dec, size, hdu, bands, batch_size,
+                    max_bad_fraction, progress, output, format, overwrite, resume, client,
+                    chunk_size):
+    if any(not isinstance(i, (str, os.PathLike)) for i in images):
+        raise AnnotationError('tiles (a list image=), resume= and client= need survey '
+                              'images given as file paths')
+    if resume and output is None:
+        raise AnnotationError('resume=True needs output= (the finished chunks are kept '
+                              'beside it)')
+    if client is not None and classifier.path is None:
+        raise AnnotationError('client= needs a model saved to a file (its workers load '
+                              'it): save it first (ClusterClassifier.save)')
+    if output is not None:
+        check_table_output(output, format=format, overwrite=overwrite or resume)
+    if int(chunk_size) < 1:
+        raise ParameterError(f'chunk_size must be positive, got {chunk_size}')
+    images = [os.fspath(i) for i in images]
+    coords = catalog_positions(table, ra=ra, dec=dec).icrs
+    index = TileIndex.from_files(images, hdu=hdu)
+    size, size_text = cutout_size(classifier, images[0], hdu=hdu, size=size)
+    assignment = index.locate(coords, size)
+    tasks = []
+    for tile, rows in index.groups(assignment):
+        for start in range(0, len(rows), int(chunk_size)):
+            chunk = np.asarray(rows[start:start + int(chunk_size)])
+            tasks.append(_Task(len(tasks), index.paths[tile], int(index.hdus[tile]), chunk,
+                               coords.ra.deg[chunk], coords.dec.deg[chunk]))
+    n, n_classes = len(table), len(classifier.labels)
+    probabilities = np.full((n, n_classes), np.nan)
+    ood = np.full(n, np.nan)
+    flags = np.asarray(assignment.flag, np.int16).copy()
+    tile_names = np.array([''] + [Path(p).name for p in index.paths])[
+        np.asarray(assignment.tile) + 1]
+
+    store = None
+    if output is not None:
+        manifest = {'model': classifier.model_id, 'rows': n,
+                    'positions': hashlib.sha256(np.ascontiguousarray(
+                        [coords.ra.deg, coords.dec.deg]).tobytes()).hexdigest(),
+                    'images': [Path(p).name for p in images], 'size': size_text,
+                    'hdu': str(hdu), 'bands': str(bands), 'chunk_size': int(chunk_size),
+                    'max_bad_fraction': float(max_bad_fraction)}
+        store = ChunkStore.open(output, manifest, resume=resume)
+        if store.done:
+            log.warning('%s: resuming: %d of %d chunks (%d rows) already done', output,
+                        len(store.done), len(tasks), store.n_rows_done)
+
+    def take(result):
+        rows = result['rows']
+        probabilities[rows] = result['probabilities']
+        ood[rows] = result['ood']
+        flags[rows] |= result['flag']
+
+    done_rows = n - sum(len(t.rows) for t in tasks)   # rows in no tile: done
+    todo = []
+    for task in tasks:
+        if store is not None and task.task_id in store.done:
+            chunk = store.read(task.task_id)
+            take({'rows': chunk['rows'], 'probabilities': chunk['probabilities'],
+                  'ood': chunk['ood'], 'flag': chunk['flag']})
+            done_rows += len(task.rows)
+        else:
+            todo.append(task)
+    if progress is not None:
+        progress(done_rows, n)
+    options = dict(size=size, bands=bands, batch_size=batch_size,
+                   max_bad_fraction=max_bad_fraction)
+
+    def finished(result):
+        nonlocal done_rows
+        take(result)
+        if store is not None:
+            task_id = result['task_id']
+            store.write(task_id, rows=result['rows'],
+                        values={k: result[k] for k in ('probabilities', 'ood', 'flag')})
+        done_rows += len(result['rows'])
+        if progress is not None:
+            progress(done_rows, n)
+
+    if client is None:
+        # The tasks of a tile are consecutive: each tile is opened once
+        # (without memory mapping: its sections read only the cutouts).
+        opened = {}
+        with warnings.catch_warnings(), contextlib.ExitStack() as stack:
+            warnings.simplefilter('ignore', NonFinitePixelWarning)
+            for task in todo:
+                if task.path not in opened:
+                    stack.close()
+                    opened = {task.path: stack.enter_context(
+                        fits.open(task.path, memmap=False, lazy_load_hdus=True))}
+                result = _classify_task(classifier, task, image=opened[task.path],
+                                        **options)
+                finished(dict(result, task_id=task.task_id))
+    else:
+        from distributed import as_completed
+
+        model_sha = classifier.model_id
+        futures = {client.submit(_remote_task, os.fspath(classifier.path), model_sha, task,
+                                 options, key=f'astroclusterclf-{model_sha}-{task.task_id}',
+                                 pure=False): task.task_id for task in todo}
+        for future in as_completed(futures):
+            finished(dict(future.result(), task_id=futures[future]))
+
+    annotated = _build_table(table, classifier.labels, probabilities, ood, flags,
+                             classifier=classifier)
+    annotated['pred_tile'] = tile_names.astype(str)
+    annotated['pred_tile'].description = 'the tile the row was cut from (empty: none)'
+    annotated.meta['CLSSIZE'] = size_text
+    annotated.meta['CLSNTILE'] = len(images)
+    if output is not None:
+        write_table(annotated, output, format=format, overwrite=True)
+        store.remove()
     return annotated
 
 

@@ -9,17 +9,22 @@ standard error with exit status 1, never as a traceback.
 """
 
 import argparse
+import contextlib
+import glob
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 from astropy.utils.console import ProgressBar
 
 from ._atomic import check_writable
 from ._quiet import import_tensorflow
 from .annotate import (annotate_fits, annotate_table, check_table_output,
                        predictions_table, read_catalog, write_table)
+from .chunks import ChunkStore
 from .classifier import ClusterClassifier, PredictionFlag
 from .cutouts import parse_size
 from .datasets import image_files
@@ -467,8 +472,10 @@ def _add_annotate_table(subparsers):
                    help='model file written by "astroclusterclf retrain"')
     p.add_argument('catalog', metavar='CATALOG',
                    help='input table (any format astropy reads)')
-    p.add_argument('--image', metavar='MOSAIC',
-                   help='survey image (FITS with a celestial WCS)')
+    p.add_argument('--image', metavar='MOSAIC', action='append',
+                   help='survey image (FITS with a celestial WCS); repeat, or give a '
+                        'glob pattern such as "tiles/*.fits", for a survey of many '
+                        'tiles (each row is cut from the tile that holds it whole)')
     _add_flag(p, 'path_column', metavar='COL',
               help='column of image file names to classify')
     p.add_argument('--output', required=True, metavar='OUT',
@@ -483,6 +490,17 @@ def _add_annotate_table(subparsers):
                    help='cutout size: pixels, or an angle such as "30 arcsec" '
                         "(default: the model's field of view, the size of its "
                         'training frames)')
+    p.add_argument('--workers', type=int, metavar='N',
+                   help='classify on a local Dask cluster of N worker processes '
+                        '(needs the survey extra)')
+    p.add_argument('--scheduler', metavar='ADDRESS',
+                   help='classify on an existing Dask cluster (tcp://host:port)')
+    _add_flag(p, 'chunk_size', type=_positive_int, default=512, metavar='N',
+              help='rows per chunk of a survey run: a task for a worker, and the '
+                   'unit written to OUT.parts/ (default: %(default)s)')
+    p.add_argument('--resume', action='store_true',
+                   help='continue an interrupted run from its finished chunks '
+                        '(OUT.parts/), recomputing none of them')
     _add_flag(p, 'contact_sheet', metavar='PNG',
               help='also draw the classified cutouts (lowest confidence first '
                    'when there are many), to check by eye; needs matplotlib')
@@ -498,9 +516,77 @@ def _add_annotate_table(subparsers):
     p.set_defaults(func=_run_annotate_table)
 
 
+class _RowProgress:
+    """Progress of a catalog run: on a terminal, rows done, rows/s and the
+    time left on one updated line; otherwise nothing until the summary."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, 'isatty') and self.stream.isatty()
+        self.start = time.perf_counter()
+        self.first = None
+        self.shown = 0.0
+
+    def __call__(self, done, total):
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = (now, done)      # rows found done (resumed) are not speed
+            return
+        if not self.tty or (now - self.shown < 0.5 and done < total):
+            return
+        self.shown = now
+        rate = (done - self.first[1]) / max(now - self.first[0], 1e-9)
+        eta = (total - done) / rate if rate > 0 else float('nan')
+        eta_text = time.strftime('%H:%M:%S', time.gmtime(eta)) if np.isfinite(eta) else '?'
+        end = '\n' if done >= total else ''
+        print(f'\r{done}/{total} rows, {rate:.1f} rows/s, {eta_text} left   ', end=end,
+              file=self.stream, flush=True)
+
+    def rate(self, done):
+        if self.first is None:
+            return float('nan')
+        return (done - self.first[1]) / max(time.perf_counter() - self.first[0], 1e-9)
+
+
+def _images(patterns):
+    """The --image values: paths, or glob patterns matching some."""
+    images = []
+    for pattern in patterns:
+        if any(c in pattern for c in '*?['):
+            found = sorted(glob.glob(os.path.expanduser(pattern)))
+            if not found:
+                raise AnnotationError(f'--image {pattern!r}: no file matches')
+            images += found
+        else:
+            images.append(pattern)
+    return images
+
+
+def _dask_client(args, stack):
+    """A `distributed.Client` for --workers or --scheduler, or None."""
+    if args.workers is None and args.scheduler is None:
+        return None
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise AnnotationError('--workers and --scheduler need Dask: pip install '
+                              '"astroclusterclf[survey]"') from None
+    if args.scheduler is not None:
+        client = stack.enter_context(Client(args.scheduler))
+    else:
+        cluster = stack.enter_context(LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, processes=True,
+            dashboard_address='127.0.0.1:0', host='127.0.0.1'))
+        client = stack.enter_context(Client(cluster))
+    if client.dashboard_link:
+        print(f'Dask dashboard: {client.dashboard_link}')
+    return client
+
+
 def _run_annotate_table(args):
     if (args.image is None) == (args.path_column is None):
         raise AnnotationError('give exactly one of --image MOSAIC and --path-column COL')
+    images = _images(args.image) if args.image is not None else None
     size = None
     if args.size is not None:
         try:
@@ -508,39 +594,54 @@ def _run_annotate_table(args):
         except ParameterError as exc:
             raise ParameterError(f'--size: {exc}') from None
     if args.contact_sheet is not None:
-        if args.image is None:
-            raise ParameterError('--contact-sheet needs --image (the cutouts are cut '
+        if images is None or len(images) != 1:
+            raise ParameterError('--contact-sheet needs one --image (the cutouts are cut '
                                  'from it)')
         check_writable(args.contact_sheet)
     if args.batch_size < 1:
         raise ParameterError(f'--batch-size must be positive, got {args.batch_size}')
+    if args.workers is not None and args.workers < 1:
+        raise ParameterError(f'--workers must be positive, got {args.workers}')
+    survey = (images is not None and len(images) > 1) or args.workers is not None \
+        or args.scheduler is not None or args.resume
     catalog = read_catalog(args.catalog)
-    check_table_output(args.output, format=args.format, overwrite=args.overwrite)
+    check_table_output(args.output, format=args.format,
+                       overwrite=args.overwrite or args.resume)
     classifier = ClusterClassifier.load(args.graph)
-    with ProgressBar(len(catalog)) as bar:
+    if args.resume:
+        chunks, rows = ChunkStore.found(args.output)
+        print(f'Resuming {args.output}: found {rows} rows done in {chunks} chunks')
+    progress = _RowProgress()
+    with contextlib.ExitStack() as stack:
+        client = _dask_client(args, stack)
         try:
             table = annotate_table(
-                classifier, catalog, image=args.image,
+                classifier, catalog,
+                image=(images if survey else images[0]) if images is not None else None,
                 path_column=args.path_column, ra=args.ra_column,
                 dec=args.dec_column, size=size, hdu=args.hdu, bands=args.bands,
-                batch_size=args.batch_size,
-                progress=lambda done, total: bar.update(done))
+                batch_size=args.batch_size, progress=progress, output=args.output,
+                format=args.format, overwrite=args.overwrite, resume=args.resume,
+                client=client, chunk_size=args.chunk_size)
         except CatalogError as exc:  # name the catalog file
             raise CatalogError(f'{args.catalog}: {exc}') from None
-    write_table(table, args.output, format=args.format, overwrite=args.overwrite)
     if 'CLSSIZE' in table.meta:
         print(f'Cutout size: {table.meta["CLSSIZE"]}')
     classified = ~table['pred_class'].mask
     counts = ', '.join(f'{int((table["pred_class"][classified] == label).sum())} {label!r}'
                        for label in classifier.labels)
     flagged = int((table['pred_flag'] != 0).sum())
+    elapsed = time.perf_counter() - progress.start
     print(f'Classified {int(classified.sum())} of {len(table)} rows ({counts}); '
-          f'{flagged} flagged (pred_flag != 0)')
+          f'{flagged} flagged (pred_flag != 0); {elapsed:.1f} s, '
+          f'{progress.rate(len(table)):.1f} rows/s')
+    values, numbers = np.unique(np.asarray(table['pred_flag']), return_counts=True)
+    print('Rows per pred_flag: ' + ', '.join(f'{v}: {c}' for v, c in zip(values, numbers)))
     print(f'Wrote {args.output}')
     if args.contact_sheet is not None:
         # The cutouts the model saw: the size recorded as 'NY x NX UNIT'.
         ny, _, nx, unit = table.meta['CLSSIZE'].split()
-        plot_catalog_sheet(table, args.image, args.contact_sheet,
+        plot_catalog_sheet(table, images[0], args.contact_sheet,
                            size=parse_size((f'{ny} {unit}', f'{nx} {unit}')),
                            hdu=args.hdu, ra=args.ra_column, dec=args.dec_column)
         print(f'Wrote {args.contact_sheet}')
