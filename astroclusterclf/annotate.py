@@ -497,12 +497,12 @@ def _classify_cutouts(classifier, table, image, *, ra, dec, size, hdu, bands, ba
                               chunk=4 * batch_size, progress=progress, bands=bands)
     flags = np.zeros(n, dtype=np.int16)
     results = iter_cutouts(image, table, size, hdu=hdu, ra=ra, dec=dec,
-                           max_bad_fraction=max_bad_fraction)
+                           max_bad_fraction=max_bad_fraction, with_wcs=False)
     for row, result in enumerate(results):
         flags[row] = result.flag
         if result.flag & (CutoutFlag.OFF_IMAGE | CutoutFlag.BAD_PIXELS):
             continue
-        predictor.add(row, (result.cutout.data, result.cutout.wcs))
+        predictor.add(row, result.cutout.data)
     predictor.flush()
     return predictor.probabilities, predictor.ood, flags | predictor.flags
 
@@ -801,11 +801,12 @@ def _classify_task(classifier, task, *, size, bands, batch_size, max_bad_fractio
     coords = SkyCoord(task.ra * u.deg, task.dec * u.deg)
     for i, result in enumerate(iter_cutouts(task.path if image is None else image,
                                             coords, size, hdu=task.hdu,
-                                            max_bad_fraction=max_bad_fraction)):
+                                            max_bad_fraction=max_bad_fraction,
+                                            with_wcs=False)):
         flags[i] = result.flag
         if result.flag & (CutoutFlag.OFF_IMAGE | CutoutFlag.BAD_PIXELS):
             continue
-        predictor.add(i, (result.cutout.data, result.cutout.wcs))
+        predictor.add(i, result.cutout.data)
     predictor.flush()
     return {'rows': task.rows, 'probabilities': predictor.probabilities,
             'ood': predictor.ood, 'flag': flags | predictor.flags}

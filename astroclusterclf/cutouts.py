@@ -327,21 +327,67 @@ def _pixel_positions(image, positions, ra, dec):
     return xy[:, 0], xy[:, 1]
 
 
-def _cutout(image, x, y, size, fill_value, max_bad_fraction, dtype):
+def _has_angle(size):
+    sides = size if isinstance(size, tuple) else (size,)
+    if isinstance(size, u.Quantity) and not size.isscalar:
+        sides = tuple(size)
+    return any(isinstance(side, u.Quantity) and side.unit.physical_type == 'angle'
+               for side in sides)
+
+
+class _Window:
+    """Pixels of a rectangle of the image read at once, indexed with the
+    slices of the whole image (the cutouts of a chunk of rows are read in
+    one read instead of one read per image row of each cutout)."""
+
+    def __init__(self, data, y0, x0):
+        self.data, self.y0, self.x0 = data, y0, x0
+
+    def __getitem__(self, key):
+        *lead, ys, xs = key
+        return self.data[tuple(lead) + (slice(ys.start - self.y0, ys.stop - self.y0),
+                                        slice(xs.start - self.x0, xs.stop - self.x0))]
+
+
+def _window(image, x, y, size, dtype, limit):
+    """A `_Window` holding every cutout of the positions, when it needs at
+    most ``limit`` bytes, else `None`."""
+    finite = np.isfinite(x) & np.isfinite(y)
+    if np.count_nonzero(finite) < 2:
+        return None
+    sides = size if isinstance(size, tuple) else (size, size)
+    if isinstance(size, u.Quantity) and not size.isscalar:
+        sides = tuple(size)
+    half_y, half_x = (_pixels_of(side, image.wcs, image.name) / 2 + 2 for side in sides)
     ny, nx = image.shape[-2:]
+    y0 = int(np.clip(np.floor(y[finite].min() - half_y), 0, ny))
+    y1 = int(np.clip(np.ceil(y[finite].max() + half_y) + 1, 0, ny))
+    x0 = int(np.clip(np.floor(x[finite].min() - half_x), 0, nx))
+    x1 = int(np.clip(np.ceil(x[finite].max() + half_x) + 1, 0, nx))
+    nbands = image.shape[0] if len(image.shape) == 3 else 1
+    if y1 <= y0 or x1 <= x0 or (y1 - y0) * (x1 - x0) * nbands * dtype.itemsize > limit:
+        return None
+    lead = (slice(None),) * (len(image.shape) - 2)
+    return _Window(np.asarray(image.pixels[lead + (slice(y0, y1), slice(x0, x1))]), y0, x0)
+
+
+def _cutout(image, x, y, size, fill_value, max_bad_fraction, dtype, *, wcs=None,
+            pixels=None):
+    ny, nx = image.shape[-2:]
+    pixels = image.pixels if pixels is None else pixels
     if not (np.isfinite(x) and np.isfinite(y)):
         return CutoutResult(None, CutoutFlag.OFF_IMAGE, 1.0)
     # The geometry (and WCS) from Cutout2D on a zero-stride stand-in of
     # the image's shape; the pixels read afterwards through the section.
     stand_in = np.broadcast_to(np.zeros((), dtype), (ny, nx))
     try:
-        cutout = Cutout2D(stand_in, (x, y), size, wcs=image.wcs, mode='partial',
+        cutout = Cutout2D(stand_in, (x, y), size, wcs=wcs, mode='partial',
                           fill_value=fill_value)
     except NoOverlapError:
         return CutoutResult(None, CutoutFlag.OFF_IMAGE, 1.0)
     lead = (slice(None),) * (len(image.shape) - 2)
     data = np.full(image.shape[:-2] + cutout.shape, fill_value, dtype=dtype)
-    data[lead + cutout.slices_cutout] = image.pixels[lead + cutout.slices_original]
+    data[lead + cutout.slices_cutout] = pixels[lead + cutout.slices_original]
     cutout.data = data
     flag = CutoutFlag(0)
     if data.shape[-2:] != tuple(s.stop - s.start for s in cutout.slices_original):
@@ -352,8 +398,13 @@ def _cutout(image, x, y, size, fill_value, max_bad_fraction, dtype):
     return CutoutResult(cutout, flag, bad_fraction)
 
 
+#: Cutouts of many positions whose common bounding box needs at most this
+#: many bytes are read in one read (a survey tile, a chunk of rows).
+WINDOW_BYTES = 64 << 20
+
+
 def iter_cutouts(image, positions, size, *, hdu=None, ra=None, dec=None,
-                 fill_value=np.nan, max_bad_fraction=0.5):
+                 fill_value=np.nan, max_bad_fraction=0.5, with_wcs=True):
     """Cut out positions from a (large) image, one at a time.
 
     Parameters
@@ -380,6 +431,9 @@ def iter_cutouts(image, positions, size, *, hdu=None, ra=None, dec=None,
     max_bad_fraction : float, optional
         A cutout with more than this fraction of non-finite pixels is
         flagged `CutoutFlag.BAD_PIXELS`.
+    with_wcs : bool, optional
+        Give each cutout its WCS (copying a WCS costs more than cutting a
+        small image; classification does not need it).
 
     Yields
     ------
@@ -416,8 +470,20 @@ def iter_cutouts(image, positions, size, *, hdu=None, ra=None, dec=None,
             dtype = np.dtype(np.float64)
         _check_cutout_size(size, large, dtype)
         log.debug('%s: %d cutouts of size %s', large.name, len(x), size)
+        # Many cutouts close together (the rows of one tile): read their
+        # bounding box at once; scattered ones are read one by one.
+        wcs = large.wcs if with_wcs else None
+        if wcs is None and _has_angle(size) and large.wcs is not None:
+            # The pixel shape of an angular size is the same everywhere on
+            # the image (Cutout2D converts it with the WCS's pixel scales):
+            # work it out once, without a WCS copy per cutout.
+            ny, nx = large.shape[-2:]
+            size = Cutout2D(np.broadcast_to(np.zeros((), dtype), (ny, nx)),
+                            (nx / 2, ny / 2), size, wcs=large.wcs, mode='partial').shape
+        window = _window(large, x, y, size, dtype, WINDOW_BYTES)
         for xi, yi in zip(x, y):
-            yield _cutout(large, xi, yi, size, fill_value, max_bad_fraction, dtype)
+            yield _cutout(large, xi, yi, size, fill_value, max_bad_fraction, dtype,
+                          wcs=wcs, pixels=window)
 
 
 def make_cutouts(image, positions, size, **options):
