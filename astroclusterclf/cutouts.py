@@ -351,7 +351,8 @@ class _Window:
 
 def _window(image, x, y, size, dtype, limit):
     """A `_Window` holding every cutout of the positions, when it needs at
-    most ``limit`` bytes, else `None`."""
+    most ``limit`` bytes and the cutouts cover at least half of it, else
+    `None`."""
     finite = np.isfinite(x) & np.isfinite(y)
     if np.count_nonzero(finite) < 2:
         return None
@@ -365,7 +366,11 @@ def _window(image, x, y, size, dtype, limit):
     x0 = int(np.clip(np.floor(x[finite].min() - half_x), 0, nx))
     x1 = int(np.clip(np.ceil(x[finite].max() + half_x) + 1, 0, nx))
     nbands = image.shape[0] if len(image.shape) == 3 else 1
-    if y1 <= y0 or x1 <= x0 or (y1 - y0) * (x1 - x0) * nbands * dtype.itemsize > limit:
+    area = (y1 - y0) * (x1 - x0)
+    # Only for cutouts packed close together: a window over scattered
+    # positions would read (and hold) mostly pixels nobody asked for.
+    wanted = np.count_nonzero(finite) * (2 * half_y) * (2 * half_x)
+    if y1 <= y0 or x1 <= x0 or area * nbands * dtype.itemsize > limit or area > 2 * wanted:
         return None
     lead = (slice(None),) * (len(image.shape) - 2)
     return _Window(np.asarray(image.pixels[lead + (slice(y0, y1), slice(x0, x1))]), y0, x0)
