@@ -40,6 +40,7 @@ import logging
 import os
 import re
 import stat
+import threading
 import unicodedata
 import warnings
 from pathlib import Path
@@ -813,18 +814,21 @@ def _classify_task(classifier, task, *, size, bands, batch_size, max_bad_fractio
 
 
 _WORKER_MODELS = {}
+_WORKER_LOCK = threading.Lock()
 
 
 def _remote_task(model_path, model_sha, task, options):
     """`_classify_task` in a Dask worker, loading the model once per
     worker process."""
     key = (model_path, model_sha)
-    if key not in _WORKER_MODELS:
-        _WORKER_MODELS.clear()
-        _WORKER_MODELS[key] = ClusterClassifier.load(model_path)
+    with _WORKER_LOCK:      # workers may be threads of one process
+        classifier = _WORKER_MODELS.get(key)
+        if classifier is None:
+            _WORKER_MODELS.clear()
+            classifier = _WORKER_MODELS[key] = ClusterClassifier.load(model_path)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', NonFinitePixelWarning)
-        return _classify_task(_WORKER_MODELS[key], task, **options)
+        return _classify_task(classifier, task, **options)
 
 
 def _annotate_tiles(classifier, table, images, *, ra, dec, size, hdu, bands, batch_size,

@@ -561,7 +561,11 @@ class ClusterClassifier:
             raise ParameterError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         items = [sources] if _is_single_source(sources) else list(sources)
         variants = range(N_VARIANTS) if tta else (0,)
-        forward = forward_function(self._features_model())
+        split = self._features_model()
+        # Tracing a compiled forward pass costs more than an eager call on
+        # one batch: compile only when there is more than one batch.
+        forward = (forward_function(split) if len(items) * len(variants) > batch_size
+                   else (lambda x: split(x, training=False)))
         settings = self.settings if bands is None else self.settings.replace(bands=bands)
         n, n_classes = len(items), len(self.labels)
         probabilities = np.full((n, n_classes), np.nan)

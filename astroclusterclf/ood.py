@@ -149,7 +149,7 @@ class FeatureDensity:
             ``(N, d)`` training feature vectors (augmented variants
             included).
         n_components : int, optional
-            Principal axes kept (at most ``N - 1`` and ``d - 1``).
+            Principal axes kept (at most ``N / 8`` and ``d - 1``).
         """
         x = np.asarray(features, dtype=np.float64)
         if x.ndim != 2 or len(x) < 3 or x.shape[1] < 2:
@@ -157,7 +157,10 @@ class FeatureDensity:
                                  f'and d >= 2, got shape {x.shape}')
         x = _unit(x)
         mean = x.mean(axis=0)
-        k = int(max(1, min(n_components, len(x) - 1, x.shape[1] - 1)))
+        # At most one axis per 8 vectors: with few training vectors the
+        # principal subspace would otherwise pass through every one of them,
+        # and held-out images of the same kind would look like outliers.
+        k = int(max(1, min(n_components, len(x) // 8, x.shape[1] - 1)))
         density = cls(mean, _principal_axes(x - mean, k), 1.0)
         scale = float(np.mean(density._residual2(x)))
         return replace(density, scale=max(scale, 1e-12))

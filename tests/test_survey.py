@@ -71,8 +71,10 @@ def test_local_cluster_gives_the_in_process_result(accurate_model, survey_mosaic
     _, catalog_path = survey_mosaic
     catalog = Table.read(catalog_path)[:12]
     here = annotate_table(accurate_model, catalog, image=tiles, chunk_size=3)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, host='127.0.0.1') as cluster, \
+    # Two single-thread workers in this process (worker processes would each
+    # import TensorFlow, for the same tasks; the CLI's --workers uses them).
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         there = annotate_table(accurate_model, catalog, image=tiles, chunk_size=3,
                                client=client)
