@@ -466,8 +466,12 @@ def _add_annotate_table(subparsers):
                     'prob_<label>, pred_ood and pred_flag (0 = fine, 1 = off the '
                     'image, 2 = partial cutout, 4 = too many bad pixels, '
                     '8 = unreadable file, 16 = unlike the training images, '
-                    '32 = degenerate image).  The output format follows its '
-                    'extension: .ecsv, .fits, .xml/.vot (VOTable), .csv, ...')
+                    '32 = degenerate image).  With several --image tiles (or '
+                    'a glob), each row is cut from the tile that holds it whole '
+                    '(pred_tile), results are written in chunks to OUT.parts/ as '
+                    'they finish, and --resume continues an interrupted run.  The '
+                    'output format follows its extension: .ecsv, .fits, .xml/.vot '
+                    '(VOTable), .parquet, .csv, ...')
     p.add_argument('--graph', required=True, metavar='MODEL',
                    help='model file written by "astroclusterclf retrain"')
     p.add_argument('catalog', metavar='CATALOG',

@@ -149,7 +149,7 @@ def main():
           f'(prepared in {time.perf_counter() - t:.0f} s); model input '
           f'{classifier.input_size} px, batch {args.batch_size}')
 
-    raw = _raw_forward_rate(classifier, min(len(catalog), 20_000), args.batch_size)
+    raw = _raw_forward_rate(classifier, min(len(catalog), 5_000), args.batch_size)
     t = time.perf_counter()
     annotate_table(classifier, catalog, image=tiles, batch_size=args.batch_size,
                    output=workdir / 'in_process.ecsv', overwrite=True)

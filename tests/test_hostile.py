@@ -1073,3 +1073,60 @@ def test_unwritable_bottleneck_cache_is_not_fatal(small_dataset_files, tmp_path,
     assert len(result.features) == 2 and result.n_computed == 2
     assert cache.read_only
     assert caplog.text.count('cannot write to the bottleneck cache') == 1
+
+
+# -- every hostile case through the command line: one line, exit status 1 --------------
+
+@pytest.mark.slow
+def test_cli_hostile_inputs_one_line_each(trained_model_path, survey_mosaic, tmp_path,
+                                          capsys):
+    model = str(trained_model_path)
+    mosaic, _ = survey_mosaic
+    bomb = _bomb_declared(tmp_path)
+    trailing = _bomb_trailing(tmp_path)
+    folder_fits = tmp_path / 'folder.fits'
+    folder_fits.mkdir()
+    bad_model = _model_zip(tmp_path / 'bad.keras', {**GOOD_META, 'labels': 'ab'})
+    catalog = tmp_path / 'cat.ecsv'
+    Table({'ra': [150.0], 'dec': [95.0]}).write(catalog)
+    summaries = tmp_path / 'summaries'
+    summaries.write_text('a file')
+    data_dir = tmp_path / 'data'
+    (data_dir / 'a').mkdir(parents=True)
+    cases = [
+        (['label', '--graph', model, '--image', str(bomb)], 'declares a 16384 x 16384 image'),
+        (['label', '--graph', model, '--image', str(trailing)], 'decompresses to more than'),
+        (['annotate-fits', '--graph', model, str(bomb), '--output-dir', str(tmp_path / 'o')],
+         'max_image_mib'),
+        (['label', '--graph', model, '--image', str(folder_fits)], 'is a folder'),
+        (['label', '--graph', str(tmp_path), '--image', str(bomb)], 'is a folder, not a model'),
+        (['label', '--graph', str(bad_model), '--image', str(bomb)],
+         "'labels' must be of type list"),
+        (['annotate-table', '--graph', model, str(catalog), '--image', str(mosaic),
+          '--output', str(tmp_path / 'out.ecsv'), '--size', '1e9'], 'would need'),
+        (['annotate-table', '--graph', model, str(catalog), '--image', str(mosaic),
+          '--output', str(tmp_path / 'out.ecsv'), '--size', '30"'], 'give pixels'),
+        (['retrain', '--image_dir', str(data_dir), '--output_graph', str(tmp_path / 'm.keras'),
+          '--summaries_dir', str(summaries)], 'the summaries folder is a file'),
+    ]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for argv, match in cases:
+        with contextlib.ExitStack() as stack:
+            for path in (bomb, trailing, bad_model, catalog):
+                stack.enter_context(unchanged(path))
+            status = cli.main(argv)
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert status == 1, (argv, err)
+        assert len(lines) == 1 and 'Traceback' not in err, (argv, err)
+        assert lines[0].startswith(f'astroclusterclf {argv[0]}: error: ')
+        assert match in lines[0], (argv, lines[0])
+    # A declination outside +-90: the row is flagged, the catalog still done.
+    status = cli.main(['annotate-table', '--graph', model, str(catalog), '--image',
+                       str(mosaic), '--output', str(tmp_path / 'out.ecsv')])
+    capsys.readouterr()
+    assert status == 0
+    assert list(Table.read(tmp_path / 'out.ecsv')['pred_flag']) == [CutoutFlag.OFF_IMAGE]
+    after = sorted(p.name for p in tmp_path.iterdir())
+    assert set(after) - set(before) <= {'out.ecsv', 'o'}
+    assert not [p for p in tmp_path.rglob('*') if 'acc-tmp' in p.name]
