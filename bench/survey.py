@@ -110,7 +110,17 @@ def _header_index_time(folder, n):
 
 
 def _worker_peaks(client):
+    """Peak resident memory (MB) of each worker process: VmHWM, its own
+    peak (ru_maxrss would include the peak of the process it was forked
+    from: it survives fork and exec)."""
     def peak():
+        try:
+            with open('/proc/self/status') as f:
+                for line in f:
+                    if line.startswith('VmHWM:'):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
         import resource
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return sorted(client.run(peak).values())
