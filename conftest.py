@@ -23,3 +23,15 @@ def pytest_configure(config):
     })
     from astroclusterclf import __version__
     TESTED_VERSIONS['astroclusterclf'] = __version__
+
+
+#: Doctests that build Keras models (they import TensorFlow): slow tier.
+SLOW_DOCTESTS = {'astroclusterclf.classifier.ClusterClassifier',
+                 'astroclusterclf.retrain.retrain'}
+
+
+def pytest_collection_modifyitems(config, items):
+    import pytest
+    for item in items:
+        if item.name in SLOW_DOCTESTS:
+            item.add_marker(pytest.mark.slow)

@@ -615,6 +615,7 @@ def bomb_reports(tmp_path_factory):
     return paths, reports, stderr
 
 
+@pytest.mark.slow   # a subprocess reads the bombs and reports its peak memory
 @pytest.mark.parametrize('case', list(BOMBS))
 def test_pth_size_bomb(case, bomb_reports):
     paths, reports, stderr = bomb_reports
@@ -716,6 +717,7 @@ def image_bomb_reports(tmp_path_factory):
     return folder, paths, reports, proc.stderr
 
 
+@pytest.mark.slow   # a subprocess reads the bombs and reports its peak memory
 @pytest.mark.skipif(not Path('/proc/self/clear_refs').exists(),
                     reason='peak memory is read from /proc')
 @pytest.mark.parametrize('case', list(IMAGE_BOMBS))
@@ -946,6 +948,7 @@ def test_model_metadata_schema(tmp_path, change, match):
         ClusterClassifier.load(path)
 
 
+@pytest.mark.slow   # a subprocess reads the bombs and reports its peak memory
 def test_model_metadata_size_cap(tmp_path):
     """A metadata member declaring 13 MB is refused before it is read."""
     path = tmp_path / 'big.keras'
