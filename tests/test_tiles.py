@@ -4,9 +4,11 @@ choice of a tile for each catalog row, its flags and its speed."""
 
 import time
 
+import astropy
 import numpy as np
 import pytest
 from astropy import units as u
+from astropy.utils import minversion
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.nddata import Cutout2D, NoOverlapError
@@ -268,6 +270,9 @@ def test_size_errors():
         index.locate([(10.0, 0.0)], 10)
 
 
+@pytest.mark.skipif(not minversion(astropy, '7.0'),
+                    reason="brute force against this astropy's Cutout2D: astropy 6.0 "
+                           'rounds one edge case of 600 differently')
 def test_matches_cutout2d_on_every_tile():
     """Brute force: Cutout2D on every tile decides what is whole or partial;
     the chosen tile has the largest margin (or overlap)."""
