@@ -57,7 +57,8 @@ from astropy.io import registry
 from ._atomic import atomic_write, check_writable
 from .chunks import ChunkStore
 from .classifier import ClusterClassifier
-from .cutouts import CutoutFlag, catalog_positions, iter_cutouts, parse_size
+from .cutouts import (CutoutFlag, catalog_positions, iter_cutouts, parse_size,
+                      size_sides)
 from .exceptions import (AnnotationError, AstroClusterClfError, CatalogError,
                          FieldOfViewWarning, ImageReadError, NonFinitePixelWarning,
                          OutputError, ParameterError)
@@ -491,13 +492,15 @@ class _RowPredictor:
         self.rows.clear()
 
 
-def _classify_cutouts(classifier, table, image, *, ra, dec, size, hdu, bands, batch_size,
-                      max_bad_fraction, progress):
-    n = len(table)
+def _classify_cutouts(classifier, positions, image, *, ra, dec, size, hdu, bands,
+                      batch_size, max_bad_fraction, progress):
+    """Classify the cutouts of ``positions`` (a catalog or a SkyCoord)
+    from ``image``: probabilities, OOD scores and flags, one per row."""
+    n = len(positions)
     predictor = _RowPredictor(classifier, n, batch_size=batch_size,
                               chunk=4 * batch_size, progress=progress, bands=bands)
     flags = np.zeros(n, dtype=np.int16)
-    results = iter_cutouts(image, table, size, hdu=hdu, ra=ra, dec=dec,
+    results = iter_cutouts(image, positions, size, hdu=hdu, ra=ra, dec=dec,
                            max_bad_fraction=max_bad_fraction, with_wcs=False)
     for row, result in enumerate(results):
         flags[row] = result.flag
@@ -617,12 +620,9 @@ def _size_text(size):
 
 def _check_size(size, frames, survey_scale):
     """Warn when a requested size is far outside the training frames."""
-    sides = size if isinstance(size, tuple) else (size, size)
-    if isinstance(size, u.Quantity) and not size.isscalar:
-        sides = tuple(size)
     train_scale = frames.get('pixel_scale')
     lo_pix, hi_pix = min(frames['shape']['min']), max(frames['shape']['max'])
-    for side in sides:
+    for side in size_sides(size):
         if isinstance(side, u.Quantity) and side.unit.physical_type == 'angle':
             if not train_scale:
                 continue
@@ -795,22 +795,12 @@ def _classify_task(classifier, task, *, size, bands, batch_size, max_bad_fractio
     """Classify the rows of one task: ``{'rows', 'probabilities', 'ood',
     'flag'}``.  ``image``: the tile, already open (else its path is
     opened)."""
-    n = len(task.rows)
-    predictor = _RowPredictor(classifier, n, batch_size=batch_size,
-                              chunk=4 * batch_size, progress=None, bands=bands)
-    flags = np.zeros(n, dtype=np.int16)
-    coords = SkyCoord(task.ra * u.deg, task.dec * u.deg)
-    for i, result in enumerate(iter_cutouts(task.path if image is None else image,
-                                            coords, size, hdu=task.hdu,
-                                            max_bad_fraction=max_bad_fraction,
-                                            with_wcs=False)):
-        flags[i] = result.flag
-        if result.flag & (CutoutFlag.OFF_IMAGE | CutoutFlag.BAD_PIXELS):
-            continue
-        predictor.add(i, result.cutout.data)
-    predictor.flush()
-    return {'rows': task.rows, 'probabilities': predictor.probabilities,
-            'ood': predictor.ood, 'flag': flags | predictor.flags}
+    probabilities, ood, flags = _classify_cutouts(
+        classifier, SkyCoord(task.ra * u.deg, task.dec * u.deg),
+        task.path if image is None else image, ra=None, dec=None, size=size,
+        hdu=task.hdu, bands=bands, batch_size=batch_size,
+        max_bad_fraction=max_bad_fraction, progress=None)
+    return {'rows': task.rows, 'probabilities': probabilities, 'ood': ood, 'flag': flags}
 
 
 _WORKER_MODELS = {}
@@ -876,7 +866,8 @@ def _annotate_tiles(classifier, table, images, *, ra, dec, size, hdu, bands, bat
         store = ChunkStore.open(output, manifest, resume=resume)
         if store.done:
             log.warning('%s: resuming: %d of %d chunks (%d rows) already done', output,
-                        len(store.done), len(tasks), store.n_rows_done)
+                        len(store.done), len(tasks),
+                        sum(len(t.rows) for t in tasks if t.task_id in store.done))
 
     def take(result):
         rows = result['rows']

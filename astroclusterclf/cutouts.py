@@ -275,6 +275,16 @@ class _LargeImage:
         self.close()
 
 
+def size_sides(size):
+    """The ``(ny, nx)`` sides of a size as `parse_size` returns it (one
+    value for both, a pair, or a two-element Quantity)."""
+    if isinstance(size, tuple):
+        return size
+    if isinstance(size, u.Quantity) and not size.isscalar:
+        return tuple(size)
+    return size, size
+
+
 def _pixels_of(size, wcs, name):
     """Length in pixels of one side given as pixels or as an angle."""
     if isinstance(size, u.Quantity):
@@ -290,10 +300,7 @@ def _pixels_of(size, wcs, name):
 
 def _check_cutout_size(size, image, dtype):
     """Refuse a cutout larger than the size guard before allocating it."""
-    sides = size if isinstance(size, tuple) else (size, size)
-    if isinstance(size, u.Quantity) and not size.isscalar:
-        sides = tuple(size)
-    ny, nx = (_pixels_of(side, image.wcs, image.name) for side in sides)
+    ny, nx = (_pixels_of(side, image.wcs, image.name) for side in size_sides(size))
     nbands = image.shape[0] if len(image.shape) == 3 else 1
     nbytes = ny * nx * nbands * np.dtype(dtype).itemsize
     limit = max_image_bytes()
@@ -328,11 +335,8 @@ def _pixel_positions(image, positions, ra, dec):
 
 
 def _has_angle(size):
-    sides = size if isinstance(size, tuple) else (size,)
-    if isinstance(size, u.Quantity) and not size.isscalar:
-        sides = tuple(size)
     return any(isinstance(side, u.Quantity) and side.unit.physical_type == 'angle'
-               for side in sides)
+               for side in size_sides(size))
 
 
 class _Window:
@@ -356,10 +360,8 @@ def _window(image, x, y, size, dtype, limit):
     finite = np.isfinite(x) & np.isfinite(y)
     if np.count_nonzero(finite) < 2:
         return None
-    sides = size if isinstance(size, tuple) else (size, size)
-    if isinstance(size, u.Quantity) and not size.isscalar:
-        sides = tuple(size)
-    half_y, half_x = (_pixels_of(side, image.wcs, image.name) / 2 + 2 for side in sides)
+    half_y, half_x = (_pixels_of(side, image.wcs, image.name) / 2 + 2
+                      for side in size_sides(size))
     ny, nx = image.shape[-2:]
     y0 = int(np.clip(np.floor(y[finite].min() - half_y), 0, ny))
     y1 = int(np.clip(np.ceil(y[finite].max() + half_y) + 1, 0, ny))
