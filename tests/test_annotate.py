@@ -35,6 +35,17 @@ FITSVERIFY = shutil.which('fitsverify')
 STILTS = shutil.which('stilts')
 
 
+def _stilts_reads(suffix):
+    """Whether the installed STILTS reads this table format (ECSV input
+    came with STILTS 3.4-8; Debian 12 ships 3.4.7)."""
+    if suffix != '.ecsv':
+        return True
+    proc = subprocess.run([STILTS, 'tpipe', 'in=/dev/null', 'ifmt=ecsv',
+                           'omode=count'], capture_output=True, text=True,
+                          timeout=120)
+    return 'Unknown format' not in proc.stderr
+
+
 # -- fixtures ----------------------------------------------------------------
 
 @pytest.fixture(scope='session')
@@ -461,7 +472,7 @@ def test_write_table_formats(annotated_mosaic_table, tmp_path, name):
         assert set(np.ma.filled(back['pred_class'][unclassified], '')) == {''}
     if name.endswith(('.ecsv', '.fits')):
         assert back.meta['CLSMODEL'] == table.meta['CLSMODEL']
-    if STILTS is not None:
+    if STILTS is not None and _stilts_reads(path.suffix):
         proc = subprocess.run([STILTS, 'tpipe', f'in={path}', 'omode=stats'],
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
