@@ -38,7 +38,8 @@ from .exceptions import SimulationError
 from .preprocessing import normalize
 from .version import __version__
 
-__all__ = ['CLASS_NAMES', 'simulate_cluster', 'make_dataset', 'make_mosaic']
+__all__ = ['CLASS_NAMES', 'RANDOMIZED_RANGES', 'simulate_cluster',
+           'make_dataset', 'make_mosaic']
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,59 @@ _PARAM_DOC = {
     'pixel_scale': 'pixel scale in arcsec/pixel',
     'ra': 'right ascension of the image centre in deg',
     'dec': 'declination of the image centre in deg',
+    'n_subclusters': 'number of sub-clusters (open only; 1: none)',
 }
+
+#: Ranges of the domain-randomized mode (``randomize=True``), with the
+#: surveys and papers they come from; see :doc:`/simulate`.
+RANDOMIZED_RANGES = {
+    'globular_distance': ((2.0, 150.0), 'kpc, Milky Way halo and bulge '
+                          '(Harris 1996, 2010 edition)'),
+    'extragalactic_distance': ((300.0, 20000.0), 'kpc, 20 % of globular '
+                               'clusters: M31 to the Virgo cluster, '
+                               'barely resolved or unresolved'),
+    'globular_half_light_radius': ((1.0, 10.0), 'pc (Harris 1996)'),
+    'concentration': ((0.5, 2.5), 'King c = log10(rt/rc) (Harris 1996)'),
+    'open_distance': ((0.1, 15.0), 'kpc (Cantat-Gaudin et al. 2020; '
+                      'Kharchenko et al. 2013)'),
+    'open_members': ((20, 2000), 'resolved members, poor to rich '
+                     '(Cantat-Gaudin et al. 2020)'),
+    'open_half_light_radius': ((0.7, 8.0), 'pc (Kharchenko et al. 2013)'),
+    'open_ellipticity': ((0.0, 0.6), 'elongation (Hu et al. 2021)'),
+    'sub_clustered': (0.35, 'fraction of open clusters in 2-5 clumps '
+                      '(Kuhn et al. 2014)'),
+    'overfilling': (0.15, 'fraction of open clusters larger than half '
+                    'the frame'),
+    'pixel_scale': ((0.05, 3.0), 'arcsec/pixel: HST/ACS to '
+                    'photographic-plate scans (DSS 1.0-1.7, 2MASS 1.0)'),
+    'fwhm': ((0.5, 4.0), 'arcsec, Moffat or Gaussian, at least 0.8 '
+             'pixel and at most 12 pixels'),
+    'zero_point': ((24.5, 33.0), 'mag giving 1 electron: shallow plates '
+                   'to deep co-adds (DSS to HSC-SSP Deep)'),
+    'sky': ((17.5, 22.5), 'mag/arcsec2 in r; bands u to z keep dark-sky '
+            'colours'),
+    'field_density': ((0.1, 100.0), 'field stars per arcmin2 to r = '
+                      '24.5: halo to bulge (Robin et al. 2003)'),
+    'galaxy_density': ((0.5, 20.0), 'background galaxies per arcmin2 in '
+                       'half of the frames'),
+    'sky_subtracted': (0.5, 'fraction of sky-subtracted frames; the '
+                       'others are raw, with a pedestal'),
+    'gradient': ((0.02, 0.3), 'peak-to-peak sky gradient, fraction of '
+                 'the sky, in half of the frames'),
+    'saturated': (0.4, 'fraction of frames with a full well, with bleed '
+                  'trails along columns'),
+    'cosmic_rays': (0.5, 'fraction of frames with cosmic-ray hits'),
+    'edge': (0.1, 'fraction of frames cut by the survey edge (10-45 % '
+             'of the frame NaN or zero)'),
+    'nan_gap': (0.1, 'fraction of frames with a NaN chip gap'),
+    'center_offset': (0.15, 'fraction of frames with the cluster up to a '
+                      'quarter of the frame off centre'),
+}
+
+# Extinction per unit E(B-V) in the SDSS bands (Schlafly & Finkbeiner
+# 2011, R_V = 3.1), for the band of 1-band randomized frames.
+_SDSS = ('u', 'g', 'r', 'i', 'z')
+
 
 
 # ---------------------------------------------------------------------------
@@ -246,14 +299,42 @@ def _sample_magnitudes(n, bright, faint, slope, rng):
     return np.log10(lo + rng.random(n) * (hi - lo)) / slope
 
 
-def _fluxes(mag_r, g_r, r_i, zero_point, nbands):
+def _band_names(bands):
+    """Band names of an image: 1 -> ('r',), 3 -> `BANDS`, or the names."""
+    if bands == 1:
+        return ('r',)
+    if bands == 3:
+        return BANDS
+    return tuple(bands)
+
+
+def _reference_band(bands):
+    """Index of the band that magnitudes and SIM* cards refer to: r, or
+    the middle band of images without r."""
+    names = _band_names(bands)
+    return names.index('r') if 'r' in names else len(names) // 2
+
+
+def _colour(band, g_r, r_i):
+    """Colour ``band - r`` of stars of colours g-r and r-i.  u-g and i-z
+    follow the stellar locus of Covey et al. (2007) to first order."""
+    if band == 'g':
+        return g_r
+    if band == 'i':
+        return -r_i
+    if band == 'u':
+        return g_r + (0.75 + 1.25 * np.maximum(g_r, -0.3))
+    if band == 'z':
+        return -r_i - (0.55 * r_i + 0.02)
+    return 0.0
+
+
+def _fluxes(mag_r, g_r, r_i, zero_point, bands):
     """Fluxes in electrons, shape (nbands, n), from r magnitudes and
-    colours; 3 bands in the order of `BANDS` (i, r, g)."""
+    colours, in the bands ``bands`` (see `_band_names`)."""
     f_r = 10.0 ** (-0.4 * (mag_r - zero_point))
-    if nbands == 1:
-        return f_r[np.newaxis]
-    return np.stack([f_r * 10.0 ** (0.4 * r_i), f_r,
-                     f_r * 10.0 ** (-0.4 * g_r)])
+    return np.stack([f_r if b == 'r' else f_r * 10.0 ** (
+        -0.4 * _colour(b, g_r, r_i)) for b in _band_names(bands)])
 
 
 # ---------------------------------------------------------------------------
@@ -285,17 +366,17 @@ def _open_population(n, rng):
     return mag, g_r, r_i
 
 
-def _field_stars(n, width, height, x0, y0, zero_point, nbands, rng):
+def _field_stars(n, width, height, x0, y0, zero_point, bands, rng):
     """Foreground stars spread uniformly over a rectangle."""
     x = x0 + rng.random(n) * width
     y = y0 + rng.random(n) * height
     mag = _sample_magnitudes(n, 14.0, 24.5, 0.25, rng)
     g_r = rng.uniform(0.2, 1.5, n)
     r_i = 0.42 * g_r + rng.normal(0.0, 0.05, n)
-    return x, y, _fluxes(mag, g_r, r_i, zero_point, nbands)
+    return x, y, _fluxes(mag, g_r, r_i, zero_point, bands)
 
 
-def _galaxies(n, width, height, x0, y0, pixel_scale, zero_point, nbands,
+def _galaxies(n, width, height, x0, y0, pixel_scale, zero_point, bands,
               rng):
     """Background galaxies as points drawn from Sersic profiles."""
     xs, ys, fs = [], [], []
@@ -311,12 +392,12 @@ def _galaxies(n, width, height, x0, y0, pixel_scale, zero_point, nbands,
         r_i = rng.uniform(0.25, 0.6)
         npts = 3000
         dx, dy = _place(_sample_sersic(npts, index, re, rng), ell, pa, rng)
-        flux = _fluxes(np.array([mag]), g_r, r_i, zero_point, nbands) / npts
+        flux = _fluxes(np.array([mag]), g_r, r_i, zero_point, bands) / npts
         xs.append(xc + dx)
         ys.append(yc + dy)
         fs.append(np.repeat(flux, npts, axis=1))
     if not xs:
-        return np.empty(0), np.empty(0), np.empty((nbands, 0))
+        return np.empty(0), np.empty(0), np.empty((len(_band_names(bands)), 0))
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(fs, axis=1)
 
 
@@ -351,8 +432,8 @@ def _observation_cards(header, obs, sky, bands, n_field, n_galaxies):
     if psf == 'moffat':
         header['SIMBETA'] = (_fmt(obs['moffat_beta']), 'Moffat beta')
     header['SIMSKY'] = (_fmt(obs['sky']), '[mag/arcsec2] Sky brightness in r')
-    header['SIMSKYE'] = (_fmt(sky[0 if bands == 1 else 1], 2),
-                         '[electron] Sky level per pixel in r')
+    header['SIMSKYE'] = (_fmt(sky[_reference_band(bands)], 2),
+                         '[electron] Sky level per pixel (reference band)')
     header['SIMRDN'] = (_fmt(obs['read_noise'], 3), '[electron] Read noise')
     header['SIMSATUR'] = (_fmt(obs['saturation'] or 0.0, 1),
                           '[electron] Full well (0: no saturation)')
@@ -393,7 +474,213 @@ def _draw_cluster(kind, rng, fov_scale):
     return p
 
 
-def _cluster_light(kind, p, x0, y0, pixel_scale, zero_point, nbands, rng,
+def _rand_range(name):
+    return RANDOMIZED_RANGES[name][0]
+
+
+def _draw_randomized(kind, rng, size, nbands):
+    """All the parameters of one domain-randomized frame, and its frame
+    effects (see `RANDOMIZED_RANGES`)."""
+    p = {}
+    # Band(s): one of u..z, or three adjacent ones, reddest first.
+    if nbands == 1:
+        p['bands'] = (_SDSS[int(rng.integers(0, 5))],)
+    else:
+        first = int(rng.integers(0, 3))
+        p['bands'] = tuple(reversed(_SDSS[first:first + 3]))
+    p['psf'] = 'moffat' if rng.random() < 0.6 else 'gaussian'
+    p['moffat_beta'] = rng.uniform(2.0, 5.0)
+    fwhm = _loguniform(rng, *_rand_range('fwhm'))
+    p['sky'] = rng.uniform(*_rand_range('sky'))
+    p['read_noise'] = _loguniform(rng, 1.5, 20.0)
+    # Depth: the sky level per pixel (20 electrons on a short exposure
+    # to 30000 on a deep one) sets the zero point.
+    sky_e = _loguniform(rng, 20.0, 3e4)
+    saturate = rng.random() < RANDOMIZED_RANGES['saturated'][0]
+    full_well = _loguniform(rng, 1e4, 2e5)
+    p['ra'] = rng.uniform(0.0, 360.0)
+    p['dec'] = float(np.rad2deg(np.arcsin(rng.uniform(-1.0, 1.0))))
+
+    # The cluster, and the pixel scale that frames it.
+    lo_px, hi_px = _rand_range('pixel_scale')
+    overfill = (kind == 'open cluster'
+                and rng.random() < RANDOMIZED_RANGES['overfilling'][0])
+    for _ in range(1000):
+        if kind == 'globular cluster':
+            far = rng.random() < 0.2
+            dist = _loguniform(rng, *_rand_range(
+                'extragalactic_distance' if far else 'globular_distance'))
+            rh = _loguniform(rng, *_rand_range('globular_half_light_radius'))
+        else:
+            dist = _loguniform(rng, *_rand_range('open_distance'))
+            rh = _loguniform(rng, *_rand_range('open_half_light_radius'))
+        # Half of the frames are cut to frame the cluster (its apparent
+        # half-light radius a given fraction of the frame), half have
+        # the pixel scale of a random survey, whatever the cluster.
+        frac = (rng.uniform(0.4, 1.0) if overfill
+                else _loguniform(rng, 0.02, 0.3))
+        rh_arcsec = rh / (dist * 1e3) * _RAD_TO_ARCSEC
+        if rng.random() < 0.5:
+            scale = float(np.clip(rh_arcsec / (frac * size), lo_px, hi_px))
+        else:
+            scale = float(_loguniform(rng, lo_px, hi_px))
+        if rh_arcsec / (scale * size) <= (1.0 if overfill else 0.4):
+            break
+    p['pixel_scale'] = scale
+    p['fwhm'] = float(np.clip(fwhm, 0.8 * scale, 12.0 * scale))
+    p['zero_point'] = float(np.clip(
+        p['sky'] + 2.5 * np.log10(sky_e / scale ** 2),
+        *_rand_range('zero_point')))
+    sky_max = float(_sky_per_pixel(p['sky'], scale, p['zero_point'],
+                                   p['bands']).max())
+    full_well = max(full_well, 4.0 * sky_max)
+    p['distance'] = dist
+    p['half_light_radius'] = rh
+    if kind == 'globular cluster':
+        p['concentration'] = rng.uniform(*_rand_range('concentration'))
+        p['n_stars'] = int(round(_loguniform(rng, 1500, 10000)))
+        p['diffuse_fraction'] = rng.uniform(0.15, 0.5)
+        p['ellipticity'] = rng.uniform(0.0, 0.25)
+        p['ebv'] = rng.uniform(0.0, 0.6)
+    else:
+        p['gamma'] = rng.uniform(2.2, 4.5)
+        p['n_stars'] = int(round(_loguniform(rng,
+                                             *_rand_range('open_members'))))
+        p['diffuse_fraction'] = rng.uniform(0.0, 0.2)
+        p['ellipticity'] = rng.uniform(*_rand_range('open_ellipticity'))
+        p['ebv'] = rng.uniform(0.0, 1.0)
+        p['n_subclusters'] = (
+            int(rng.integers(2, 6))
+            if rng.random() < RANDOMIZED_RANGES['sub_clustered'][0] else 1)
+    p['position_angle'] = rng.uniform(0.0, 180.0)
+    p['saturation'] = full_well if saturate else None
+
+    # Field and framing.
+    area = (size * scale / 60.0) ** 2  # arcmin2
+    density = _loguniform(rng, *_rand_range('field_density'))
+    p['n_field'] = int(min(rng.poisson(density * area), 30000))
+    gal_density = _loguniform(rng, *_rand_range('galaxy_density'))
+    p['n_galaxies'] = (int(min(rng.poisson(gal_density * area), 40))
+                       if rng.random() < 0.5 else 0)
+    offset = rng.normal(0.0, size / 20.0, 2)
+    if rng.random() < RANDOMIZED_RANGES['center_offset'][0]:
+        offset = rng.uniform(-size / 4.0, size / 4.0, 2)
+    p['center'] = tuple(size / 2.0 - 0.5 + offset)
+
+    frame = {}
+    frame['sky_subtracted'] = bool(
+        rng.random() < RANDOMIZED_RANGES['sky_subtracted'][0])
+    frame['pedestal'] = (0.0 if frame['sky_subtracted']
+                         else float(rng.uniform(0.0, 2000.0)))
+    frame['gain'] = float(_loguniform(rng, 0.5, 5.0))
+    frame['gradient'] = (float(rng.uniform(*_rand_range('gradient')))
+                         if rng.random() < 0.5 else 0.0)
+    frame['gradient_angle'] = float(rng.uniform(0.0, 2.0 * np.pi))
+    frame['n_cosmic'] = (
+        int(rng.integers(1, 2 + size * size // 800))
+        if rng.random() < RANDOMIZED_RANGES['cosmic_rays'][0] else 0)
+    frame['edge'] = (float(rng.uniform(0.1, 0.45))
+                     if rng.random() < RANDOMIZED_RANGES['edge'][0] else 0.0)
+    frame['edge_side'] = int(rng.integers(0, 4))
+    frame['edge_nan'] = bool(rng.random() < 0.5)
+    frame['nan_gap'] = (int(rng.integers(2, 11))
+                        if rng.random() < RANDOMIZED_RANGES['nan_gap'][0]
+                        else 0)
+    return p, frame
+
+
+def _sky_map(sky, frame, shape):
+    """Per-band sky (nbands, ny, nx) with the frame's linear gradient."""
+    ny, nx = shape
+    sky = np.asarray(sky, dtype=np.float32)[:, np.newaxis, np.newaxis]
+    if not frame['gradient']:
+        return sky * np.ones((1, ny, nx), dtype=np.float32)
+    y, x = np.mgrid[0:ny, 0:nx].astype(np.float32)
+    a = frame['gradient_angle']
+    t = ((x - nx / 2) * np.cos(a) + (y - ny / 2) * np.sin(a)) / max(ny, nx)
+    return sky * (1.0 + frame['gradient'] * t.astype(np.float32))
+
+
+def _add_cosmic_rays(model, n, rng):
+    """Add ``n`` cosmic-ray hits (sharp tracks of 1-10 pixels, in every
+    band: a cube's planes are one exposure here) to ``model``."""
+    nbands, ny, nx = model.shape
+    for _ in range(n):
+        length = rng.uniform(0.0, 10.0)
+        angle = rng.uniform(0.0, np.pi)
+        amp = _loguniform(rng, 200.0, 2e4)
+        x0, y0 = rng.uniform(0, nx), rng.uniform(0, ny)
+        t = np.arange(0.0, length + 0.5, 0.5)
+        ix = np.clip((x0 + t * np.cos(angle)).astype(int), 0, nx - 1)
+        iy = np.clip((y0 + t * np.sin(angle)).astype(int), 0, ny - 1)
+        for b in range(nbands):
+            np.add.at(model[b], (iy, ix), np.float32(amp / t.size * 2))
+
+
+def _bleed(plane, full_well):
+    """Saturate one plane at ``full_well``: the charge above it runs up
+    and down the column (bleed trails), as in a CCD."""
+    excess = plane - full_well
+    for col in np.flatnonzero((excess > 0).any(axis=0)):
+        over = excess[:, col] > 0
+        # Runs of saturated pixels in this column.
+        edges = np.flatnonzero(np.diff(np.concatenate(
+            [[0], over.astype(np.int8), [0]])))
+        for start, stop in zip(edges[::2], edges[1::2]):
+            charge = float(excess[start:stop, col].sum())
+            extra = int(math.ceil(charge / full_well / 2.0))
+            lo, hi = max(0, start - extra), min(plane.shape[0], stop + extra)
+            plane[lo:hi, col] = np.maximum(plane[lo:hi, col], full_well)
+    np.minimum(plane, np.float32(full_well), out=plane)
+    return plane
+
+
+def _finish_frame(data, sky, full_well, frame, rng):
+    """Saturation with bleed trails, sky subtraction or a pedestal, gain,
+    and the blank parts (survey edge, chip gap) of a randomized frame."""
+    nbands, ny, nx = data.shape
+    if full_well is not None:
+        for b in range(nbands):
+            _bleed(data[b], full_well)
+    if frame['sky_subtracted']:
+        data -= sky
+    data /= np.float32(frame['gain'])
+    data += np.float32(frame['pedestal'])
+    if frame['edge']:
+        fill = np.nan if frame['edge_nan'] else 0.0
+        side = frame['edge_side']
+        n = int(round(frame['edge'] * (nx if side < 2 else ny)))
+        region = [(Ellipsis, slice(None), slice(0, n)),
+                  (Ellipsis, slice(None), slice(nx - n, nx)),
+                  (Ellipsis, slice(0, n), slice(None)),
+                  (Ellipsis, slice(ny - n, ny), slice(None))][side]
+        data[region] = fill
+    if frame['nan_gap']:
+        w = frame['nan_gap']
+        if rng.random() < 0.5:
+            at = int(rng.integers(0, nx - w))
+            data[:, :, at:at + w] = np.nan
+        else:
+            at = int(rng.integers(0, ny - w))
+            data[:, at:at + w, :] = np.nan
+    return data
+
+
+def _frame_cards(header, frame, bands):
+    header['SIMRAND'] = (True, 'Domain-randomized frame (randomize=True)')
+    header['SIMSKYSB'] = (frame['sky_subtracted'], 'Sky subtracted')
+    header['SIMPED'] = (_fmt(frame['pedestal'], 1), '[adu] Pedestal')
+    header['SIMGRAD'] = (_fmt(frame['gradient']),
+                         'Sky gradient, peak to peak / sky')
+    header['SIMNCR'] = (frame['n_cosmic'], 'Cosmic-ray hits')
+    header['SIMEDGE'] = (_fmt(frame['edge'] if frame['edge'] else 0.0),
+                         'Fraction of the frame past the survey edge')
+    header['SIMGAP'] = (frame['nan_gap'], '[pix] Width of a NaN chip gap')
+    header['GAIN'] = (_fmt(frame['gain']), '[electron/adu] Gain')
+    header['BUNIT'] = ('adu', 'Pixel unit')
+
+
+def _cluster_light(kind, p, x0, y0, pixel_scale, zero_point, bands, rng,
                    rlimit):
     """Points (x, y, flux) that make up the light of one cluster centred on
     (x0, y0), tapered to nothing at ``rlimit`` pixels from the centre, and
@@ -427,12 +714,22 @@ def _cluster_light(kind, p, x0, y0, pixel_scale, zero_point, nbands, rng,
     mag_app = mag + dm + _EXTINCTION[1] * ebv
     g_r_obs = g_r + (_EXTINCTION[0] - _EXTINCTION[1]) * ebv
     r_i_obs = r_i + (_EXTINCTION[1] - _EXTINCTION[2]) * ebv
-    flux = _fluxes(mag_app, g_r_obs, r_i_obs, zero_point, nbands)
+    flux = _fluxes(mag_app, g_r_obs, r_i_obs, zero_point, bands)
     dx, dy = _place(radii(n), p['ellipticity'], p['position_angle'], rng)
+    nsub = p.get('n_subclusters', 1)
+    if nsub > 1:
+        # Sub-clustering: 70 % of the members in ``nsub`` clumps of a
+        # third of the cluster's size, scattered over its half-light
+        # radius (Kuhn et al. 2014).
+        member = rng.random(n) < 0.7
+        clump = rng.integers(0, nsub, n)[member]
+        centres = rng.normal(0.0, rh_pix, (nsub, 2))
+        dx[member] = 0.35 * dx[member] + centres[clump, 0]
+        dy[member] = 0.35 * dy[member] + centres[clump, 1]
 
     # Unresolved light: the same profile, many faint points with the mean
     # colour of the resolved stars.
-    rband = 0 if nbands == 1 else 1
+    rband = _reference_band(bands)
     fd = p['diffuse_fraction']
     diffuse = flux.sum(axis=1) * fd / (1.0 - fd)
     ndiff = 0
@@ -543,21 +840,24 @@ def _render(shape, x, y, flux, kernel, radius, origin=(0, 0)):
     return out
 
 
-def _sky_per_pixel(sky_mag, pixel_scale, zero_point, nbands):
-    """Sky level in electrons per pixel in each band (dark-sky colours)."""
+# Dark-sky colours, band - r in mag/arcsec2 (e.g. the SDSS sky: u 22.1,
+# g 21.8, r 21.0, i 20.1, z 19.2).
+_SKY_COLOUR = {'u': 1.1, 'g': 0.8, 'r': 0.0, 'i': -0.9, 'z': -1.8}
+
+
+def _sky_per_pixel(sky_mag, pixel_scale, zero_point, bands):
+    """Sky level in electrons per pixel in each band (dark-sky colours);
+    ``sky_mag`` is the r-band sky brightness."""
     sky_r = 10.0 ** (-0.4 * (sky_mag - zero_point)) * pixel_scale ** 2
-    if nbands == 1:
-        return np.array([sky_r])
-    # Typical dark-sky colours: g - r ~ 0.8, r - i ~ 0.9 mag/arcsec2;
-    # bands in the order of BANDS (i, r, g).
-    return sky_r * np.array([10 ** (0.4 * 0.9), 1.0, 10 ** (-0.4 * 0.8)])
+    return np.array([sky_r if b == 'r' else sky_r * 10 ** (
+        -0.4 * _SKY_COLOUR[b]) for b in _band_names(bands)])
 
 
 def _observe(model, sky, read_noise, saturation, rng):
     """Add sky, Poisson and read noise (in place, float32) and saturate."""
     for b in range(model.shape[0]):
         lam = model[b]
-        lam += np.float32(sky[b])
+        lam += np.asarray(sky[b], dtype=np.float32)
         model[b] = rng.poisson(lam)
         model[b] += rng.normal(0.0, read_noise, lam.shape).astype(np.float32)
         if saturation is not None:
@@ -595,12 +895,13 @@ def _image_header(shape, ra, dec, pixel_scale, zp, bands):
     return header
 
 
-def _add_band_cards(header, nbands):
-    if nbands == 1:
-        header['FILTER'] = ('r', 'Band (SDSS-like r)')
+def _add_band_cards(header, bands):
+    names = _band_names(bands)
+    if len(names) == 1:
+        header['FILTER'] = (names[0], f'Band (SDSS-like {names[0]})')
     else:
         header['WCSAXES'] = (2, 'Celestial axes only; axis 3 is the band')
-        for i, band in enumerate(BANDS, start=1):
+        for i, band in enumerate(names, start=1):
             header[f'BAND{i}'] = (band, f'SDSS-like band of plane {i} '
                                         f'of axis 3')
 
@@ -617,7 +918,8 @@ def _fmt(value, ndigits=4):
 # Public functions
 # ---------------------------------------------------------------------------
 
-def simulate_cluster(kind, *, size=128, rng=None, bands=1, **params):
+def simulate_cluster(kind, *, size=128, rng=None, bands=1, randomize=False,
+                     **params):
     """Simulate an image of a globular or an open star cluster.
 
     Parameters
@@ -702,11 +1004,12 @@ def simulate_cluster(kind, *, size=128, rng=None, bands=1, **params):
     size = _check_int(size, 'size', 16)
     bands = _check_bands(bands)
     seed = _resolve_seed(rng)
-    data, header = _simulate(kind, size, bands, seed, params)
+    data, header = _simulate(kind, size, bands, seed, params,
+                             randomize=bool(randomize))
     return data, header
 
 
-def _simulate(kind, size, bands, seed, params):
+def _simulate(kind, size, bands, seed, params, randomize=False):
     unknown = sorted(set(params) - set(_PARAM_DOC))
     if unknown:
         raise SimulationError(
@@ -719,24 +1022,34 @@ def _simulate(kind, size, bands, seed, params):
         raise SimulationError(
             "parameter 'concentration' applies only to globular clusters")
 
+    if kind == 'globular cluster' and 'n_subclusters' in params:
+        raise SimulationError(
+            "parameter 'n_subclusters' applies only to open clusters")
+
     rng = np.random.default_rng(seed)
     # Draw everything first, in a fixed order, then apply the overrides:
     # fixing one parameter leaves the others unchanged.
-    obs = _draw_observation(rng, size)
-    pixel_scale = params.get('pixel_scale', obs['pixel_scale'])
+    if randomize:
+        p, frame = _draw_randomized(kind, rng, size, bands)
+        bands = p.pop('bands')
+        pixel_scale = params.get('pixel_scale', p['pixel_scale'])
+    else:
+        frame = None
+        obs = _draw_observation(rng, size)
+        pixel_scale = params.get('pixel_scale', obs['pixel_scale'])
+        _check_positive(pixel_scale, 'pixel_scale')
+        fov_scale = size * pixel_scale / _FOV
+        clu = _draw_cluster(kind, rng, fov_scale)
+        area = (size / 128.0) ** 2 * (pixel_scale / _PIXEL_SCALE) ** 2
+        density = (_loguniform(rng, 5, 80) if kind == 'globular cluster'
+                   else _loguniform(rng, 15, 150))
+        p = {**obs, **clu,
+             'center': tuple(size / 2.0 - 0.5
+                             + rng.normal(0.0, size / 40.0, 2)),
+             'n_field': int(rng.poisson(density * area)),
+             'n_galaxies': (int(rng.integers(1, 4)) if rng.random() < 0.35
+                            else 0)}
     _check_positive(pixel_scale, 'pixel_scale')
-    fov_scale = size * pixel_scale / _FOV
-    clu = _draw_cluster(kind, rng, fov_scale)
-    area = (size / 128.0) ** 2 * (pixel_scale / _PIXEL_SCALE) ** 2
-    density = (_loguniform(rng, 5, 80) if kind == 'globular cluster'
-               else _loguniform(rng, 15, 150))
-    extra = {
-        'center': tuple(size / 2.0 - 0.5 + rng.normal(0.0, size / 40.0, 2)),
-        'n_field': int(rng.poisson(density * area)),
-        'n_galaxies': (int(rng.integers(1, 4)) if rng.random() < 0.35
-                       else 0),
-    }
-    p = {**obs, **clu, **extra}
     p.update(params)
     _check_params(p, kind)
 
@@ -759,8 +1072,15 @@ def _simulate(kind, size, bands, seed, params):
 
     model = _render((size, size), x, y, flux, kernel, radius)
     sky = _sky_per_pixel(p['sky'], pixel_scale, zp, bands)
-    data = _observe(model, sky, p['read_noise'], p['saturation'], rng)
-    if bands == 1:
+    if frame is None:
+        data = _observe(model, sky, p['read_noise'], p['saturation'], rng)
+    else:
+        sky = _sky_map(sky, frame, (size, size))
+        _add_cosmic_rays(model, frame['n_cosmic'], rng)
+        data = _observe(model, sky, p['read_noise'], None, rng)
+        data = _finish_frame(data, sky, p['saturation'], frame, rng)
+        sky = sky.mean(axis=(1, 2))
+    if data.shape[0] == 1:
         data = data[0]
 
     header = _image_header((size, size), p['ra'], p['dec'], pixel_scale, zp, bands)
@@ -791,7 +1111,11 @@ def _simulate(kind, size, bands, seed, params):
     header['SIMFLUX'] = (_fmt(der['flux'], 1),
                          '[electron] Total r flux of the cluster')
     header['SIMMAG'] = (_fmt(der['mag']), '[mag] Total r magnitude of cluster')
+    if p.get('n_subclusters', 1) > 1:
+        header['SIMNSUB'] = (p['n_subclusters'], 'Sub-clusters')
     _observation_cards(header, p, sky, bands, p['n_field'], p['n_galaxies'])
+    if frame is not None:
+        _frame_cards(header, frame, bands)
     _history(header)
     return data, header
 
@@ -842,6 +1166,9 @@ def _check_params(p, kind):
             f"parameter 'center' must be a pair (x, y) of pixel "
             f"coordinates, got {p['center']!r}") from None
     p['center'] = (xc, yc)
+    if 'n_subclusters' in p:
+        p['n_subclusters'] = _check_int(p['n_subclusters'],
+                                        "parameter 'n_subclusters'", 1)
     if p['ebv'] < 0:
         raise SimulationError(
             f"parameter 'ebv' must be >= 0, got {p['ebv']!r}")
@@ -899,7 +1226,7 @@ def _make_directory(directory):
 
 
 def make_dataset(directory, *, n_per_class, seed=0, size=128, bands=1,
-                 formats=('fits',), progress=None):
+                 formats=('fits',), randomize=False, progress=None):
     """Write a training set of simulated cluster images in class folders.
 
     Parameters
@@ -963,7 +1290,8 @@ def make_dataset(directory, *, n_per_class, seed=0, size=128, bands=1,
         files[kind] = []
         for i in range(n_per_class):
             image_seed = _derived_seed(seed, k, i)
-            data, header = _simulate(kind, size, bands, image_seed, {})
+            data, header = _simulate(kind, size, bands, image_seed, {},
+                                     randomize=bool(randomize))
             name = f'{stem}_{i:0{width}d}'
             for fmt in formats:
                 path = folder / f'{name}.{fmt}'
