@@ -180,6 +180,12 @@ def _add_simulate(subparsers):
     p.add_argument('--size', type=int, default=128,
                    help='image width and height in pixels '
                         '(default: %(default)s)')
+    p.add_argument('--randomize', action='store_true',
+                   help='domain-randomized frames: distances, pixel '
+                        'scales, PSFs, depths, bands u to z, sky '
+                        'subtraction, gradients, bleed trails, cosmic rays, '
+                        'edges and gaps drawn over the ranges of real '
+                        'surveys (see the simulation docs)')
     p.set_defaults(func=_run_simulate)
 
 
@@ -189,6 +195,7 @@ def _run_simulate(args):
         files = make_dataset(args.output, n_per_class=args.n_per_class,
                              seed=args.seed, size=args.size,
                              bands=args.bands, formats=formats,
+                             randomize=args.randomize,
                              progress=lambda done, total: bar.update(done))
     for label, paths in files.items():
         counts = ', '.join(

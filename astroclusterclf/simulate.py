@@ -127,8 +127,10 @@ RANDOMIZED_RANGES = {
                       '(Kuhn et al. 2014)'),
     'overfilling': (0.15, 'fraction of open clusters larger than half '
                     'the frame'),
-    'pixel_scale': ((0.05, 3.0), 'arcsec/pixel: HST/ACS to '
-                    'photographic-plate scans (DSS 1.0-1.7, 2MASS 1.0)'),
+    'pixel_scale': ((0.05, 10.0), 'arcsec/pixel, whatever the class: '
+                    'HST/ACS to photographic-plate scans (DSS 1.0-1.7, '
+                    '2MASS 1.0) and binned wide-field cutouts (HiPS) that '
+                    'fit nearby open clusters'),
     'fwhm': ((0.5, 4.0), 'arcsec, Moffat or Gaussian, at least 0.8 '
              'pixel and at most 12 pixels'),
     'zero_point': ((24.5, 33.0), 'mag giving 1 electron: shallow plates '
@@ -501,11 +503,16 @@ def _draw_randomized(kind, rng, size, nbands):
     p['ra'] = rng.uniform(0.0, 360.0)
     p['dec'] = float(np.rad2deg(np.arcsin(rng.uniform(-1.0, 1.0))))
 
-    # The cluster, and the pixel scale that frames it.
-    lo_px, hi_px = _rand_range('pixel_scale')
+    # The pixel scale is drawn whatever the class (so that it is no clue
+    # to the class), then the cluster, redrawn until it fits the frame
+    # (apparent half-light radius at most 0.4 of the frame, 1.0 for an
+    # overfilling open cluster) and spans at least half a pixel.  After
+    # 200 draws that do not fit, the pixel scale is redrawn.
     overfill = (kind == 'open cluster'
                 and rng.random() < RANDOMIZED_RANGES['overfilling'][0])
-    for _ in range(1000):
+    for attempt in range(10000):
+        if attempt % 200 == 0:
+            scale = float(_loguniform(rng, *_rand_range('pixel_scale')))
         if kind == 'globular cluster':
             far = rng.random() < 0.2
             dist = _loguniform(rng, *_rand_range(
@@ -514,17 +521,8 @@ def _draw_randomized(kind, rng, size, nbands):
         else:
             dist = _loguniform(rng, *_rand_range('open_distance'))
             rh = _loguniform(rng, *_rand_range('open_half_light_radius'))
-        # Half of the frames are cut to frame the cluster (its apparent
-        # half-light radius a given fraction of the frame), half have
-        # the pixel scale of a random survey, whatever the cluster.
-        frac = (rng.uniform(0.4, 1.0) if overfill
-                else _loguniform(rng, 0.02, 0.3))
-        rh_arcsec = rh / (dist * 1e3) * _RAD_TO_ARCSEC
-        if rng.random() < 0.5:
-            scale = float(np.clip(rh_arcsec / (frac * size), lo_px, hi_px))
-        else:
-            scale = float(_loguniform(rng, lo_px, hi_px))
-        if rh_arcsec / (scale * size) <= (1.0 if overfill else 0.4):
+        rh_pix = rh / (dist * 1e3) * _RAD_TO_ARCSEC / scale
+        if 0.5 <= rh_pix <= (1.0 if overfill else 0.4) * size:
             break
     p['pixel_scale'] = scale
     p['fwhm'] = float(np.clip(fwhm, 0.8 * scale, 12.0 * scale))

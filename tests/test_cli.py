@@ -439,3 +439,14 @@ def test_demo_cli_bad_workdir(tmp_path, capsys):
     assert status == 1
     assert 'Traceback' not in captured.err
     assert str(blocker) in captured.err
+
+
+def test_cli_simulate_randomize(tmp_path, capsys):
+    out = tmp_path / 'sim'
+    assert main(['simulate', '--output', str(out), '--n-per-class', '1',
+                 '--size', '32', '--randomize']) == 0
+    header = fits.getheader(out / 'globular cluster' / 'globular_cluster_0000.fits')
+    assert header['SIMRAND'] is True
+    api = make_dataset(tmp_path / 'api', n_per_class=1, size=32, randomize=True)
+    assert (api['open cluster'][0].read_bytes()
+            == (out / 'open cluster' / 'open_cluster_0000.fits').read_bytes())

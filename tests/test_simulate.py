@@ -475,3 +475,112 @@ def test_make_mosaic_errors(tmp_path, kwargs, match):
     with pytest.raises(SimulationError, match=match):
         make_mosaic(tmp_path / 'out', **kwargs)
     assert not (tmp_path / 'out' / 'mosaic.fits').exists()
+
+
+# -- the domain-randomized mode ---------------------------------------------
+
+@pytest.fixture(scope='module')
+def randomized():
+    """60 randomized frames of each class, one and three bands."""
+    frames = []
+    for i in range(120):
+        kind = CLASS_NAMES[i % 2]
+        frames.append(simulate_cluster(kind, size=48, rng=1000 + i,
+                                       bands=1 + 2 * (i % 3 == 0),
+                                       randomize=True))
+    return frames
+
+
+def _within(name, value):
+    lo, hi = sim.RANDOMIZED_RANGES[name][0]
+    return lo * (1 - 1e-3) <= value <= hi * (1 + 1e-3)
+
+
+def test_randomized_ranges_documented():
+    for name, (value, reference) in sim.RANDOMIZED_RANGES.items():
+        assert isinstance(reference, str) and reference
+        if isinstance(value, tuple):
+            assert value[0] < value[1], name
+        else:
+            assert 0 < value < 1, name
+
+
+def test_randomized_cards_within_ranges(randomized):
+    gc_dist, oc_dist, scales, bands = [], [], [], set()
+    for data, header in randomized:
+        assert header['SIMRAND'] is True
+        assert header['BUNIT'] == 'adu'
+        scale = WCS(header).proj_plane_pixel_scales()[1].to_value(u.arcsec)
+        assert _within('pixel_scale', scale)
+        assert _within('zero_point', header['MAGZERO'])
+        assert _within('sky', header['SIMSKY'])
+        # FWHM within the range, or clipped to 0.8-12 pixels.
+        assert (_within('fwhm', header['SIMFWHM'])
+                or 0.8 * 0.999 <= header['SIMFWHM'] / scale <= 12 * 1.001)
+        scales.append(scale)
+        if header['SIMKIND'] == GC:
+            assert (_within('globular_distance', header['SIMDIST'])
+                    or _within('extragalactic_distance', header['SIMDIST']))
+            assert _within('globular_half_light_radius', header['SIMRH'])
+            assert _within('concentration', header['SIMCONC'])
+            gc_dist.append(header['SIMDIST'])
+        else:
+            assert _within('open_distance', header['SIMDIST'])
+            assert _within('open_half_light_radius', header['SIMRH'])
+            assert _within('open_members', header['SIMNSTAR'])
+            assert _within('open_ellipticity', header['SIMELL'])
+            oc_dist.append(header['SIMDIST'])
+        nb = 1 if data.ndim == 2 else data.shape[0]
+        names = tuple(header.get(f'BAND{i + 1}', header.get('BAND'))
+                      for i in range(nb)) if nb > 1 else None
+        if names:
+            bands.update(names)
+        if header['SIMEDGE'] == 0 and header['SIMGAP'] == 0:
+            assert np.isfinite(data).all()
+    # The draws span their ranges rather than sitting in one corner.
+    assert max(gc_dist) > 150 and min(gc_dist) < 20
+    assert max(oc_dist) > 8 and min(oc_dist) < 3
+    assert min(scales) < 0.3 and max(scales) > 1.0
+    assert {'u', 'z'} & bands or len(bands) >= 3
+
+
+def test_randomized_frame_effects(randomized):
+    headers = [h for _, h in randomized]
+    assert any(h['SIMSKYSB'] for h in headers)
+    assert any(not h['SIMSKYSB'] and h['SIMPED'] > 0 for h in headers)
+    assert any(h['SIMGRAD'] > 0 for h in headers)
+    assert any(h['SIMNCR'] > 0 for h in headers)
+    assert any(h.get('SIMNSUB', 1) > 1 for h in headers)
+    # A survey edge or chip gap blanks pixels (NaN or zero) as recorded.
+    for data, h in randomized:
+        if h['SIMGAP']:
+            assert np.isnan(data).any()
+    sky_subtracted = [d for d, h in randomized
+                      if h['SIMSKYSB'] and not h['SIMEDGE'] and not h['SIMGAP']]
+    raw = [d for d, h in randomized if not h['SIMSKYSB'] and not h['SIMEDGE']
+           and not h['SIMGAP'] and h['SIMPED'] > 100]
+    assert np.median([np.median(d) for d in sky_subtracted]) < np.median(
+        [np.median(d) for d in raw])
+
+
+def test_randomized_determinism_and_default_unchanged():
+    a, ha = simulate_cluster(OC, size=48, rng=3, randomize=True)
+    b, hb = simulate_cluster(OC, size=48, rng=3, randomize=True)
+    assert np.array_equal(a, b, equal_nan=True) and ha == hb
+    c, hc = simulate_cluster(OC, size=48, rng=3)
+    assert 'SIMRAND' not in hc and hc['BUNIT'] != 'adu'
+    assert not np.array_equal(a, c)
+    # Overrides still apply on top of the randomized draw.
+    d, hd = simulate_cluster(GC, size=48, rng=3, randomize=True, distance=8.0)
+    assert hd['SIMDIST'] == 8.0
+
+
+def test_randomized_make_dataset(tmp_path):
+    files = make_dataset(tmp_path, n_per_class=2, size=32, seed=4,
+                         randomize=True)
+    header = fits.getheader(files['globular cluster'][0])
+    assert header['SIMRAND'] is True
+    again = make_dataset(tmp_path / 'again', n_per_class=2, size=32, seed=4,
+                         randomize=True)
+    assert (files['open cluster'][1].read_bytes()
+            == again['open cluster'][1].read_bytes())
