@@ -121,7 +121,9 @@ class _RetrainPrinter:
 
     def progress(self, done, total):
         if self._bar is None and done < total:
-            print(f'Computing {total} bottleneck(s) with {self.architecture}')
+            backbone = ('each candidate backbone' if self.architecture == 'auto'
+                        else self.architecture)
+            print(f'Computing {total} bottleneck(s) with {backbone}')
             self._bar = ProgressBar(total).__enter__()
         if self._bar is not None:
             self._bar.update(done)
@@ -224,8 +226,10 @@ def _add_retrain(subparsers):
               help='model file to write (.keras)')
     _add_flag(p, 'output_labels', metavar='FILE',
               help='label file to write, one label per line')
-    _add_flag(p, 'architecture', default='efficientnet_lite0',
-              help='backbone (default: %(default)s)')
+    _add_flag(p, 'architecture', default='auto',
+              help='backbone, or "auto" to choose the best of the ImageNet '
+                   'and the astronomy-adapted backbones and normalizations '
+                   'by cross-validation (default: %(default)s)')
     _add_flag(p, 'how_many_training_steps', type=int, default=4000,
               metavar='N', help='training steps (default: %(default)s)')
     _add_flag(p, 'learning_rate', type=float, default=0.01, metavar='X',

@@ -80,7 +80,7 @@ def _say(echo, message):
 
 def run_demo(workdir='astroclusterclf-demo', *, n_per_class=100, size=128,
              n_clusters=24, mosaic_size=2048, steps=4000, seed=0,
-             architecture='efficientnet_lite0', echo=None, progress=None,
+             architecture='auto', echo=None, progress=None,
              callback=None):
     """Run the whole pipeline on simulated data.
 
@@ -102,7 +102,9 @@ def run_demo(workdir='astroclusterclf-demo', *, n_per_class=100, size=128,
     seed : int, optional
         Seed of all simulated data.
     architecture : str, optional
-        Backbone.
+        Backbone, or ``'auto'`` (default, as in `~astroclusterclf.retrain`):
+        the best of the ImageNet and astronomy-adapted backbones by
+        cross-validation.
     echo : callable, optional
         Called with each line of the narrative (the CLI prints them).
     progress : callable, optional
@@ -151,7 +153,7 @@ def run_demo(workdir='astroclusterclf-demo', *, n_per_class=100, size=128,
     # 3. Retrain.
     model_path = workdir / 'model.keras'
     labels_path = workdir / 'labels.txt'
-    _say(echo, f'[3/6] Retraining {architecture} on {training}')
+    _say(echo, f'[3/6] Retraining on {training} (backbone: {architecture})')
     result = retrain(training, output=model_path,
                      labels_output=labels_path, architecture=architecture,
                      steps=steps,

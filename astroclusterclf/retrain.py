@@ -39,19 +39,22 @@ from astropy.utils.exceptions import AstropyDeprecationWarning
 
 from . import backbones
 from ._atomic import atomic_write, check_writable, os_error_message
-from .augment import N_VARIANTS, dihedral
+from .augment import N_VARIANTS
 from .bottlenecks import BottleneckCache
 from .classifier import ClusterClassifier
 from .datasets import SPLITS, create_image_lists
 from .calibration import (calibrate_probabilities, expected_calibration_error,
                           fit_temperature, negative_log_likelihood)
-from .exceptions import AstroClusterClfError, DatasetError, OutputError
+from .exceptions import (AstroClusterClfError, DatasetError, OutputError,
+                         ParameterError)
 from .io import image_geometry
 from .ood import DEFAULT_MARGIN, DEFAULT_QUANTILE, FeatureDensity
+from .finetune import fine_tune as fine_tune_model
 from .forward import forward_function
 from .parallel import prefetch_map
 from .plotting import plot_reliability_diagram
 from .preprocessing import fits_to_rgb
+from .selection import default_candidates, select
 
 __all__ = ['retrain', 'RetrainResult', 'EvalStep']
 
@@ -116,6 +119,15 @@ class RetrainResult:
         images above it (``test_flagged_ood``).
     reliability_plot : `~pathlib.Path` or None
         The reliability diagram written (with matplotlib installed).
+    selection : `~astropy.table.Table` or None
+        With ``architecture='auto'``: the cross-validated accuracy of each
+        candidate backbone and normalization, and which was chosen (see
+        `astroclusterclf.selection.Selection`).
+    fine_tuning : dict or None
+        With ``fine_tune=True``: which model was kept (``'kept'``:
+        ``'fine-tuned'`` or ``'head-only'``), the validation loss of each
+        (``val_loss_head``, ``val_loss_fine_tuned``) and the step of the
+        best fine-tuned weights (``best_step``).
     """
 
     labels: list
@@ -134,6 +146,8 @@ class RetrainResult:
     timings: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)
     reliability_plot: Path = None
+    selection: object = None
+    fine_tuning: dict = None
 
     @property
     def output_graph(self):
@@ -167,6 +181,24 @@ class RetrainResult:
         """Return the final report as text (what the CLI prints)."""
         lines = []
         n_test = int(self.confusion_matrix.sum())
+        if self.selection is not None:
+            t = self.selection
+            if t.meta.get('note'):
+                lines.append(f'Backbone and normalization: {t["candidate"][t["chosen"]][0]} '
+                             f'({t.meta["note"]})')
+            else:
+                lines.append(f'Backbone and normalization chosen by {t.meta["n_folds"]}-fold '
+                             f'cross-validation on {t.meta["n_images"]} training and '
+                             'validation images:')
+            for row in ([] if t.meta.get('note') else t):
+                mark = '*' if row['chosen'] else ' '
+                lines.append(f' {mark} {row["candidate"]:<34s} accuracy '
+                             f'{row["cv_accuracy"]:.3f}  error {row["cv_error"]:.4f}')
+        if self.fine_tuning is not None:
+            f = self.fine_tuning
+            lines.append(f'Fine-tuning: kept the {f["kept"]} model (validation loss '
+                         f'head-only {f["val_loss_head"]:.4f}, fine-tuned '
+                         f'{f["val_loss_fine_tuned"]:.4f})')
         lines.append(f'Final test accuracy = {100 * self.test_accuracy:.1f}% '
                      f'(N={n_test})')
         lines.append('Confusion matrix (rows: true class, columns: '
@@ -516,73 +548,6 @@ def _frames(paths):
     return frames
 
 
-def _unfreeze_top(backbone, fraction):
-    """Make the last ``fraction`` of the backbone's weighted layers
-    trainable, keeping every BatchNormalization layer frozen (inference
-    mode)."""
-    import keras
-
-    def walk(layer):
-        for sub in getattr(layer, 'layers', ()):
-            if getattr(sub, 'layers', None):
-                yield from walk(sub)
-            else:
-                yield sub
-
-    backbone.trainable = True
-    weighted = [layer for layer in walk(backbone) if layer.weights]
-    n_top = max(1, int(round(len(weighted) * fraction)))
-    for i, layer in enumerate(weighted):
-        layer.trainable = (i >= len(weighted) - n_top
-                           and not isinstance(
-                               layer, keras.layers.BatchNormalization))
-    return n_top
-
-
-def _fine_tune(model, x_images, y_train, x_val, y_val, *, steps, batch_size,
-               learning_rate, eval_interval, rng, evaluator, first_step):
-    """Train the unfrozen top of the backbone and the head on images,
-    with random dihedral variants, BatchNorm in inference mode."""
-    import keras
-    import tensorflow as tf
-
-    n_classes = model.outputs[0].shape[-1]
-    class_weight = _class_weights(y_train, n_classes)
-    optimizer = keras.optimizers.SGD(learning_rate=learning_rate,
-                                     momentum=0.9)
-    variables = model.trainable_variables
-    optimizer.build(variables)
-
-    @tf.function(reduce_retracing=True)
-    def step_fn(x, y, w):
-        with tf.GradientTape() as tape:
-            probs = model(x, training=False)  # BatchNorm: inference mode
-            ce = keras.losses.sparse_categorical_crossentropy(y, probs)
-            weighted = tf.reduce_sum(w * ce) / tf.reduce_sum(w)
-        grads = tape.gradient(weighted, variables)
-        optimizer.apply_gradients(zip(grads, variables))
-        accuracy = tf.reduce_mean(tf.cast(
-            tf.equal(tf.cast(tf.argmax(probs, axis=1), tf.int32), y),
-            tf.float32))
-        return tf.reduce_mean(ce), accuracy
-
-    forward = forward_function(model)
-    batch_size = max(1, min(batch_size, len(x_images)))
-    for step in range(1, steps + 1):
-        idx = rng.integers(0, len(x_images), size=batch_size)
-        variants = rng.integers(0, 8, size=batch_size)
-        x = np.stack([dihedral(x_images[i], v) for i, v in zip(idx, variants)])
-        y = y_train[idx].astype(np.int32)
-        loss, accuracy = step_fn(x, y, class_weight[y].astype(np.float32))
-        if step % eval_interval == 0 or step == steps:
-            probs = (np.concatenate([np.asarray(forward(x_val[i:i + 32]))
-                                     for i in range(0, len(x_val), 32)])
-                     if len(x_val) else np.zeros((0, n_classes)))
-            evaluator.log(first_step + step, (float(accuracy), float(loss)),
-                          evaluator.scores(probs, y_val), len(y_val),
-                          'fine_tune')
-
-
 def _load_images(paths, settings):
     images = []
     for path, rgb, error in prefetch_map(
@@ -600,11 +565,11 @@ def _load_images(paths, settings):
      'eval_interval'],
     ['0.1'] * 7)
 def retrain(image_dir, *, output=None, labels_output=None,
-            architecture='efficientnet_lite0', weights='imagenet', input_size=None,
+            architecture='auto', weights='imagenet', input_size=None,
             settings=None, steps=4000, batch_size=100, learning_rate=0.01,
             validation_percentage=10, testing_percentage=10, augment=True,
-            hidden_units=0, fine_tune=False, fine_tune_steps=100,
-            fine_tune_fraction=0.15, fine_tune_learning_rate=None,
+            hidden_units=0, fine_tune=False, fine_tune_steps=200,
+            fine_tune_fraction=1.0, fine_tune_learning_rate=1e-4,
             bottleneck_dir=None, summaries_dir=None, seed=0, eval_interval=10,
             embed_batch_size=32, callback=None, progress=None,
             reliability_plot='auto'):
@@ -623,9 +588,17 @@ def retrain(image_dir, *, output=None, labels_output=None,
     labels_output : str or `~pathlib.Path`, optional
         Text file to write with one label per line.
     architecture : str, optional
-        Backbone (see `astroclusterclf.available_backbones`).
+        Backbone (see `astroclusterclf.available_backbones`), or
+        ``'auto'`` (default): compare the ImageNet ``efficientnet_lite0``
+        and the astronomy-adapted ``astro_lite0`` backbones, each with the
+        zscale and the 99.5 % percentile interval (only the given
+        ``settings`` when there are some), by cross-validated accuracy on
+        the training and validation images, and use the best (see
+        `astroclusterclf.selection`; the figures are in
+        ``result.selection``).
     weights : str, optional
-        Backbone weights.
+        Backbone weights (``'imagenet'``: each backbone's pretrained
+        ones; another value needs a named ``architecture``).
     input_size : int, optional
         Backbone input size in pixels (default: the backbone's own; a
         smaller size is faster and less accurate).
@@ -648,14 +621,21 @@ def retrain(image_dir, *, output=None, labels_output=None,
     hidden_units : int, optional
         Add a hidden ReLU layer of this size to the head (0: none).
     fine_tune : bool, optional
-        After the head, train the top of the backbone
-        (``fine_tune_fraction`` of its weighted layers, BatchNorm frozen
-        in inference mode) with the head on images for
-        ``fine_tune_steps`` steps at ``fine_tune_learning_rate``
-        (default ``learning_rate / 10``, SGD with momentum 0.9).
+        After the head, train the backbone with the head on the images
+        (see `astroclusterclf.finetune`): layer-wise learning rates,
+        BatchNorm frozen, rotations/flips plus photometric augmentation,
+        early stopping on the validation loss.  The fine-tuned weights are
+        kept only if they lower the validation loss of the head-only
+        model; ``result.fine_tuning`` says which was kept.
     fine_tune_steps : int, optional
+        At most this many steps of 16 images (default 200).
     fine_tune_fraction : float, optional
+        Fraction of the backbone's weighted layers, from the top, that
+        are trained (default 1.0: all but BatchNorm).
     fine_tune_learning_rate : float, optional
+        Adam learning rate of the head and the top layers (default 1e-4;
+        each lower quarter of the backbone learns 0.3 times as fast as
+        the one above).
     bottleneck_dir : str or `~pathlib.Path`, optional
         Feature cache (default ``<cache dir>/bottlenecks``, see
         `astroclusterclf.config.cache_dir`).
@@ -716,7 +696,13 @@ def retrain(image_dir, *, output=None, labels_output=None,
     """
     t0 = time.perf_counter()
     timings = {}
-    spec = backbones.get_spec(architecture)
+    auto = isinstance(architecture, str) and architecture == 'auto'
+    if auto and weights != 'imagenet':
+        raise ParameterError("architecture='auto' compares pretrained "
+                             'backbones; name the architecture to use other '
+                             f'weights ({weights!r})')
+    if not auto:
+        backbones.get_spec(architecture)  # an unknown name fails early
     if reliability_plot == 'auto':
         reliability_plot = (Path(output).with_suffix('.reliability.png')
                             if output is not None and _has_matplotlib() else None)
@@ -726,6 +712,20 @@ def retrain(image_dir, *, output=None, labels_output=None,
                                validation_percentage=validation_percentage)
     labels = lists.labels
     n_classes = len(labels)
+    selection = None
+    if auto:
+        fit_rows = [row for split in ('training', 'validation')
+                    for row in lists.files(split)]
+        selection = select([p for p, _ in fit_rows],
+                           [y for _, y in fit_rows],
+                           candidates=default_candidates(settings, input_size),
+                           bottleneck_dir=bottleneck_dir, seed=seed,
+                           batch_size=embed_batch_size, progress=progress)
+        architecture = selection.chosen.architecture
+        settings = selection.chosen.settings
+        log.info('architecture auto: chose %s', selection.chosen.name)
+    timings['selection'] = time.perf_counter() - t0
+    spec = backbones.get_spec(architecture)
     cache = BottleneckCache(bottleneck_dir, architecture=spec.name,
                             weights=weights, settings=settings,
                             input_size=input_size)
@@ -780,6 +780,7 @@ def retrain(image_dir, *, output=None, labels_output=None,
     head = _build_head(spec.feature_length, n_classes,
                        hidden_units=hidden_units, seed=int(seed))
     history = []
+    fine_tuning = None
     evaluator = _Evaluator(summaries_dir, callback, history)
     try:
         initial = _train_head(head, x_train_flat, y_train_flat, x_val, y_val,
@@ -793,7 +794,6 @@ def retrain(image_dir, *, output=None, labels_output=None,
             backbone = backbones.get_backbone(spec.name, weights=weights,
                                               trainable=True,
                                               input_size=size_arg)
-            _unfreeze_top(backbone, fine_tune_fraction)
         else:
             backbone = backbones.shared_backbone(spec.name, weights, size_arg)
         inputs = keras.Input((size, size, 3),
@@ -809,15 +809,16 @@ def retrain(image_dir, *, output=None, labels_output=None,
             if val_images is None:
                 val_images = np.zeros((0,) + model.inputs[0].shape[1:],
                                       np.float32)
-            _fine_tune(model, x_images, y_train, val_images, y_val,
-                       steps=int(fine_tune_steps),
-                       batch_size=min(int(batch_size), 16),
-                       learning_rate=(fine_tune_learning_rate
-                                      or learning_rate / 10),
-                       eval_interval=max(1, min(
-                           int(eval_interval), int(fine_tune_steps))),
-                       rng=rng, evaluator=evaluator,
-                       first_step=int(steps))
+            fine_tuning = fine_tune_model(
+                model, backbone, head, x_images, y_train, val_images, y_val,
+                steps=int(fine_tune_steps),
+                batch_size=min(int(batch_size), 16),
+                learning_rate=float(fine_tune_learning_rate),
+                eval_interval=max(1, min(int(eval_interval),
+                                         int(fine_tune_steps))),
+                rng=rng, evaluator=evaluator, first_step=int(steps),
+                fraction=fine_tune_fraction,
+                class_weight=_class_weights(y_train, n_classes))
             backbone.trainable = False
             model.trainable = False
     finally:
@@ -868,13 +869,20 @@ def retrain(image_dir, *, output=None, labels_output=None,
     clf = ClusterClassifier(
         model, labels, settings=settings, backbone=spec.name,
         metadata={'backbone_weights': cache.weights_id,
-                  'fine_tuned': bool(fine_tune),
+                  'fine_tuned': bool(fine_tuning is not None
+                                     and fine_tuning['kept'] == 'fine-tuned'),
+                  'fine_tuning': fine_tuning,
                   'training_steps': int(steps),
                   'temperature': float(temperature),
                   'calibration': {key: (value if not isinstance(value, float)
                                         or np.isfinite(value) else None)
                                   for key, value in calibration.items()},
-                  'training_frames': frames},
+                  'training_frames': frames,
+                  'selection': (None if selection is None else
+                                [dict(zip(selection.table.colnames,
+                                          [v.item() if hasattr(v, 'item') else v
+                                           for v in row]))
+                                 for row in selection.table])},
         ood=density)
     test_accuracy = _Evaluator.scores(test_probs, y_test)[0]
     predicted = (np.argmax(test_probs, axis=1) if len(test_probs)
@@ -922,4 +930,6 @@ def retrain(image_dir, *, output=None, labels_output=None,
         output=Path(output) if output is not None else None,
         labels_output=Path(labels_output) if labels_output is not None else None,
         classifier=clf, timings=timings, calibration=calibration,
-        reliability_plot=Path(reliability_plot) if reliability_plot is not None else None)
+        reliability_plot=Path(reliability_plot) if reliability_plot is not None else None,
+        selection=None if selection is None else selection.table,
+        fine_tuning=fine_tuning)

@@ -937,6 +937,14 @@ def simulate_cluster(kind, *, size=128, rng=None, bands=1, randomize=False,
         ``(3, size, size)`` cube in the bands i, r, g (reddest first:
         the order `~astroclusterclf.preprocessing.fits_to_rgb` maps to
         red, green, blue), named in the ``BAND1..3`` cards.
+    randomize : bool, optional
+        Draw a domain-randomized frame instead: every parameter over the
+        ranges of real surveys (`RANDOMIZED_RANGES`: distances, pixel
+        scales 0.05-10"/pixel, PSFs, depths, one of the bands u to z or
+        three adjacent ones), sky-subtracted or raw with a pedestal (in
+        adu), with sky gradients, saturation with bleed trails, cosmic
+        rays, survey edges and NaN gaps.  ``size`` then sets only the
+        number of pixels.  See :doc:`/simulate`.
     **params
         Fix any of the randomly drawn parameters instead of drawing it:
         ``distance`` (kpc), ``half_light_radius`` (pc), ``concentration``
@@ -997,6 +1005,12 @@ def simulate_cluster(kind, *, size=128, rng=None, bands=1, randomize=False,
     >>> c, hdr = simulate_cluster('open', size=32, rng=7, fwhm=1.0)
     >>> hdr['SIMFWHM']
     1.0
+
+    A domain-randomized frame records its draws in more cards:
+
+    >>> d, hdr = simulate_cluster('open', size=64, rng=7, randomize=True)
+    >>> hdr['SIMRAND'], hdr['BUNIT'], hdr['SIMSKYSB'] in (True, False)
+    (True, 'adu', True)
     """
     kind = _check_kind(kind)
     size = _check_int(size, 'size', 16)
@@ -1247,6 +1261,8 @@ def make_dataset(directory, *, n_per_class, seed=0, size=128, bands=1,
         File formats to write.  PNG images are normalized with
         `astroclusterclf.preprocessing.normalize` (default settings) and
         saved as 8-bit greyscale (1 band) or RGB (3 bands).
+    randomize : bool, optional
+        Domain-randomized frames (see `simulate_cluster`).
     progress : callable, optional
         Called as ``progress(n_done, n_total)`` after each image.
 

