@@ -40,6 +40,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from . import backbones
 from ._atomic import atomic_write
 from .augment import N_VARIANTS, dihedral
 from .calibration import calibrate_probabilities
@@ -158,7 +159,7 @@ _METADATA_TYPES = {
     'backbone': str, 'input_size': int, 'backbone_weights': str,
     'package_version': str, 'created': str, 'fine_tuned': bool,
     'training_steps': int, 'temperature': float, 'ood_threshold': float,
-    'training_frames': dict, 'calibration': dict,
+    'training_frames': dict, 'calibration': dict, 'ood_backbone': str,
 }
 
 
@@ -626,13 +627,38 @@ class ClusterClassifier:
 
             nested = [layer for layer in self.model.layers if isinstance(layer, keras.Model)]
             inputs = keras.Input(tuple(self.model.inputs[0].shape[1:]))
+            ood_backbone = self._ood_backbone()
             if len(nested) == 2:
                 features = nested[0](inputs)
-                self._split = keras.Model(inputs, [features, nested[1](features)])
+                probs = nested[1](features)
+                if ood_backbone is not None:
+                    features = ood_backbone(inputs)
+                self._split = keras.Model(inputs, [features, probs])
             else:
                 outputs = self.model(inputs)
                 self._split = keras.Model(inputs, [outputs, outputs])
         return self._split
+
+    def _ood_backbone(self):
+        """The backbone whose features the OOD description was fitted on,
+        when it is not the model's own (models on a domain-adapted
+        backbone, see `astroclusterclf.retrain`), or `None`."""
+        weights_id = self.metadata.get('ood_backbone')
+        if weights_id is None or self.ood is None:
+            return None
+        name = weights_id.split(':')[0]
+        try:
+            spec = backbones.get_spec(name)
+            current = backbones.weights_id(name)
+        except AstroClusterClfError as exc:
+            raise ModelFileError(f'{self.path or self.model.name}: the backbone of its '
+                                 f'out-of-distribution score is unavailable ({exc})') from exc
+        if current != weights_id:
+            raise ModelFileError(
+                f'{self.path or self.model.name}: its out-of-distribution score was '
+                f'fitted on {weights_id}, but the installed weights are {current}')
+        size = None if self.input_size == spec.input_size else self.input_size
+        return backbones.shared_backbone(name, 'imagenet', size)
 
     def rank(self, probabilities, k=None):
         """Return ``[(label, probability), ...]`` best first.

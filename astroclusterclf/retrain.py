@@ -60,6 +60,11 @@ __all__ = ['retrain', 'RetrainResult', 'EvalStep']
 
 log = logging.getLogger(__name__)
 
+#: The backbone whose features describe the training images for the
+#: out-of-distribution score of models built on a domain-adapted backbone.
+OOD_BACKBONE = 'efficientnet_lite0'
+OOD_FEATURES = 1280
+
 
 class EvalStep(NamedTuple):
     """Figures of one evaluation step (passed to ``callback``)."""
@@ -468,20 +473,24 @@ N_FOLDS = 5
 
 
 def _fit_trust(head_probs, initial, x_train, y_train, x_val, y_val, *, steps,
-               batch_size, learning_rate, seed):
+               batch_size, learning_rate, seed, d_train=None, d_val=None):
     """Fit the calibration temperature and the out-of-distribution
     description with its threshold, on held-out predictions.
 
     ``x_train`` is ``(N, n_variants, d)``, ``x_val`` ``(M, d)``;
     ``head_probs(features)`` gives the trained head's probabilities and
     ``initial`` its initial weights (for the out-of-fold refits).
+    ``d_train``, ``d_val`` are the features the out-of-distribution
+    description is fitted on (default: ``x_train``, ``x_val``).
     Returns ``(temperature, density, info)``.
     """
-    density = FeatureDensity.fit(x_train.reshape(-1, x_train.shape[-1]))
+    d_train = x_train if d_train is None else d_train
+    d_val = x_val if d_val is None else d_val
+    density = FeatureDensity.fit(d_train.reshape(-1, d_train.shape[-1]))
     if len(y_val) >= MIN_HELD_OUT:
         held_probs = head_probs(x_val)
         held_y = y_val
-        held_scores = density.score(x_val)
+        held_scores = density.score(d_val)
         source = 'validation split'
     else:
         # Out-of-fold: each training image is predicted (and scored) by a
@@ -491,7 +500,7 @@ def _fit_trust(head_probs, initial, x_train, y_train, x_val, y_val, *, steps,
         if n_folds < 2:
             info = {'source': 'none (too few images)', 'n': 0}
             return 1.0, replace(density, threshold=float(
-                DEFAULT_MARGIN * np.quantile(density.score(x_train[:, 0]), 0.99))), info
+                DEFAULT_MARGIN * np.quantile(density.score(d_train[:, 0]), 0.99))), info
         rng = np.random.default_rng(seed + 7)
         fold = np.empty(len(y_train), int)
         for c in np.unique(y_train):
@@ -509,8 +518,8 @@ def _fit_trust(head_probs, initial, x_train, y_train, x_val, y_val, *, steps,
                           rng=np.random.default_rng(seed + 11 + k))
             held_probs[outside] = _head_forward(params, x_train[outside, 0])[1]
             fold_density = FeatureDensity.fit(
-                x_train[inside].reshape(-1, x_train.shape[-1]))
-            held_scores[outside] = fold_density.score(x_train[outside, 0])
+                d_train[inside].reshape(-1, d_train.shape[-1]))
+            held_scores[outside] = fold_density.score(d_train[outside, 0])
         held_y = y_train
         source = f'out-of-fold predictions ({n_folds} folds) over the training images'
     with np.errstate(divide='ignore'):
@@ -744,9 +753,28 @@ def retrain(image_dir, *, output=None, labels_output=None,
     features = cache.get_features([r[0] for r in requests],
                                   variants=[r[1] for r in requests],
                                   batch_size=embed_batch_size, progress=progress)
+    n_computed, n_cached = features.n_computed, features.n_cached
+    # The out-of-distribution description needs general features: those of
+    # a backbone adapted to one domain map everything near that domain (an
+    # everyday photograph lands among the clusters in astro_lite0's
+    # features), so astro models describe their training images by the
+    # ImageNet backbone's features at the same input (see ood_backbone).
+    ood_features = None
+    if spec.family == 'astro_lite':
+        ood_cache = BottleneckCache(bottleneck_dir, architecture=OOD_BACKBONE,
+                                    settings=settings, input_size=size)
+        ood_features = ood_cache.get_features(
+            [r[0] for r in requests], variants=[r[1] for r in requests],
+            batch_size=embed_batch_size, progress=progress)
+        n_computed += ood_features.n_computed
+        n_cached += ood_features.n_cached
+    if selection is not None:
+        n_computed += selection.table.meta['n_computed']
+        n_cached += selection.table.meta['n_cached']
     timings['bottlenecks'] = time.perf_counter() - t0
 
     data = {}
+    ood_data = {}
     counts = {}
     for split in SPLITS:
         rows = [(path, y) for path, _, s, y in requests
@@ -762,6 +790,10 @@ def retrain(image_dir, *, output=None, labels_output=None,
                                  else (0,)), spec.feature_length),
                          np.float32)
         data[split] = (paths, x, y)
+        if ood_features is not None:
+            ood_data[split] = (np.stack([ood_features.features[p] for p in paths])
+                               if rows else np.zeros(x.shape[:2] + (OOD_FEATURES,),
+                                                     np.float32))
     empty = [label for label, n in counts['training'].items() if n == 0]
     if empty:
         raise DatasetError(
@@ -848,16 +880,22 @@ def retrain(image_dir, *, output=None, labels_output=None,
         return np.asarray(head(np.asarray(features, np.float32), training=False),
                           np.float64)
 
+    if ood_features is not None:
+        d_train, d_val, d_test = (ood_data['training'], ood_data['validation'][:, 0],
+                                  ood_data['testing'][:, 0])
+    else:
+        d_train, d_val, d_test = f_train, f_val, f_test
     temperature, density, trust = _fit_trust(
         head_probs, initial, f_train, y_train, f_val, y_val, steps=int(steps),
-        batch_size=int(batch_size), learning_rate=learning_rate, seed=int(seed))
+        batch_size=int(batch_size), learning_rate=learning_rate, seed=int(seed),
+        d_train=d_train, d_val=d_val)
     frames = _frames([path for split in SPLITS for path in data[split][0]])
     timings['calibration'] = time.perf_counter() - t_trust
 
     # -- final evaluation on the test set
     raw_test_probs = head_probs(f_test)
     test_probs = calibrate_probabilities(raw_test_probs, temperature)
-    test_ood = density.score(f_test) if len(f_test) else np.zeros(0)
+    test_ood = density.score(d_test) if len(d_test) else np.zeros(0)
     calibration = dict(
         trust, temperature=temperature,
         test_ece_before=expected_calibration_error(raw_test_probs, y_test),
@@ -869,6 +907,8 @@ def retrain(image_dir, *, output=None, labels_output=None,
     clf = ClusterClassifier(
         model, labels, settings=settings, backbone=spec.name,
         metadata={'backbone_weights': cache.weights_id,
+                  **({'ood_backbone': backbones.weights_id(OOD_BACKBONE)}
+                     if ood_features is not None else {}),
                   'fine_tuned': bool(fine_tuning is not None
                                      and fine_tuning['kept'] == 'fine-tuned'),
                   'fine_tuning': fine_tuning,
@@ -925,8 +965,8 @@ def retrain(image_dir, *, output=None, labels_output=None,
         validation_accuracy=validation_accuracy, test_accuracy=test_accuracy,
         confusion_matrix=confusion, misclassified=misclassified,
         skipped=features.skipped, counts=counts,
-        n_bottlenecks_computed=features.n_computed,
-        n_bottlenecks_cached=features.n_cached,
+        n_bottlenecks_computed=n_computed,
+        n_bottlenecks_cached=n_cached,
         output=Path(output) if output is not None else None,
         labels_output=Path(labels_output) if labels_output is not None else None,
         classifier=clf, timings=timings, calibration=calibration,

@@ -83,7 +83,8 @@ class Selection(NamedTuple):
         One row per candidate: ``candidate``, ``architecture``,
         ``interval``, ``cv_accuracy``, ``cv_error`` (held-out mean squared
         error of the ridge scores), ``chosen``; ``meta`` holds the number
-        of folds and images.
+        of folds and images, and of feature vectors computed and read from
+        the cache.
     """
 
     chosen: Candidate
@@ -228,9 +229,11 @@ def select(paths, y, *, candidates=None, bottleneck_dir=None, seed=0,
                       names=names, dtype=dtype)
         table['chosen'] = np.arange(len(candidates)) == 0
         table.meta.update({'n_folds': 0, 'n_images': len(y), 'seed': int(seed),
+                           'n_computed': 0, 'n_cached': 0,
                            'note': f'fewer than {MIN_PER_CLASS} images in a '
                                    'class: the first candidate, untested'})
         return Selection(candidates[0], table)
+    n_computed = n_cached = 0
     for candidate in candidates:
         cache = BottleneckCache(bottleneck_dir,
                                 architecture=candidate.architecture,
@@ -238,6 +241,8 @@ def select(paths, y, *, candidates=None, bottleneck_dir=None, seed=0,
                                 input_size=candidate.input_size)
         result = cache.get_features(list(paths), variants=[(0,)] * len(paths),
                                     batch_size=batch_size, progress=progress)
+        n_computed += result.n_computed
+        n_cached += result.n_cached
         keep = [i for i, p in enumerate(paths) if p in result.features]
         x = np.stack([result.features[paths[i]][0] for i in keep])
         accuracy, error = cross_validate(x, y[keep], n_folds=n_folds,
@@ -254,5 +259,5 @@ def select(paths, y, *, candidates=None, bottleneck_dir=None, seed=0,
                                      'ridge scores')
     table.meta.update({'n_folds': int(max(2, min(n_folds, np.bincount(
         np.unique(y, return_inverse=True)[1]).min()))), 'n_images': len(y),
-        'seed': int(seed)})
+        'seed': int(seed), 'n_computed': n_computed, 'n_cached': n_cached})
     return Selection(candidates[best], table)

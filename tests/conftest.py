@@ -75,6 +75,7 @@ def retrain_result(small_dataset_dir, tmp_path_factory, acc_cache_dir):
     steps = []
     result = retrain(small_dataset_dir, output=out / 'model.keras',
                      labels_output=out / 'labels.txt', steps=200,
+                     architecture='efficientnet_lite0',
                      eval_interval=50, summaries_dir=out / 'summaries',
                      bottleneck_dir=out / 'bottlenecks', callback=steps.append)
     result.steps = steps
@@ -101,8 +102,8 @@ def trained_classifier(trained_model_path):
 @pytest.fixture(scope='session')
 def accurate_result(tmp_path_factory, acc_cache_dir):
     """`RetrainResult` of a retrain good enough to check accuracy: 60
-    simulated 128 px images per class, the default 4000 head steps, 20 %
-    of the images held out for testing."""
+    simulated 128 px images per class, the default 4000 head steps and
+    architecture ('auto'), 20 % of the images held out for testing."""
     root = tmp_path_factory.mktemp('accurate-model')
     make_dataset(root / 'train', n_per_class=60, seed=1)
     return retrain(root / 'train', output=root / 'model.keras',

@@ -369,7 +369,11 @@ def test_table_flags(annotated_mosaic_table):
     assert edge['pred_flag'] & 0b1111 == CutoutFlag.PARTIAL
     assert edge['pred_class'] is not np.ma.masked          # classified, flagged
     assert mostly_off['pred_flag'] == CutoutFlag.PARTIAL | CutoutFlag.BAD_PIXELS
-    assert middle['pred_flag'] == 0
+    # The middle row is a blank field 130 pixels from the nearest cluster:
+    # its cutout is whole (no cutout bit), and it may be flagged as unlike
+    # the training images, which all hold a cluster.
+    assert middle['pred_flag'] & 0b1111 == 0
+    assert middle['pred_class'] is not np.ma.masked
     assert far['pred_flag'] == CutoutFlag.OFF_IMAGE
     for row in (mostly_off, far):
         for name in ('pred_class', 'pred_conf', 'prob_globular_cluster',

@@ -102,9 +102,11 @@ def test_output_files(retrain_result):
 def test_second_run_uses_the_cache(retrain_result, small_dataset_dir,
                                    tmp_path):
     r = retrain(small_dataset_dir, output=tmp_path / 'm.keras', steps=20,
+                architecture='efficientnet_lite0',
                 bottleneck_dir=retrain_result.work_dir / 'bottlenecks')
     assert r.n_bottlenecks_computed == 0
-    assert r.n_bottlenecks_cached == retrain_result.n_bottlenecks_computed
+    assert r.n_bottlenecks_cached == (retrain_result.n_bottlenecks_computed
+                                      + retrain_result.n_bottlenecks_cached)
     assert r.labels_output is None
 
 
@@ -161,19 +163,29 @@ def test_hidden_layer_and_no_validation(small_dataset_dir, tmp_path):
 def test_fine_tune(small_dataset_dir, tmp_path):
     steps = []
     r = retrain(small_dataset_dir, output=tmp_path / 'm.keras',
+                architecture='efficientnet_lite0',
                 steps=20, fine_tune=True,
                 fine_tune_steps=2, eval_interval=20, augment=False,
                 input_size=SMALL, bottleneck_dir=tmp_path / 'bn',
                 callback=steps.append)
+    # The head-only model is evaluated first, then every fine-tuning step.
     assert [(s.step, s.stage) for s in steps] == [
-        (20, 'head'), (22, 'fine_tune')]
-    assert r.classifier.metadata['fine_tuned'] is True
-    # The fine-tuned backbone differs from the shared frozen one.
+        (20, 'head'), (20, 'fine_tune'), (22, 'fine_tune')]
+    kept = r.fine_tuning['kept']
+    assert r.classifier.metadata['fine_tuned'] is (kept == 'fine-tuned')
+    assert r.classifier.metadata['fine_tuning']['kept'] == kept
+    assert f'Fine-tuning: kept the {kept} model' in r.report()
+    # A kept fine-tuned backbone differs from the shared frozen one; a
+    # discarded one was restored to it.
     frozen = shared_backbone('efficientnet_lite0', input_size=SMALL)
     tuned = r.classifier.model.layers[1]
     diffs = [np.abs(a - b).max() for a, b in zip(tuned.get_weights(),
                                                  frozen.get_weights())]
-    assert max(diffs) > 0
+    if kept == 'fine-tuned':
+        assert max(diffs) > 0
+        assert r.fine_tuning['val_loss_fine_tuned'] < r.fine_tuning['val_loss_head']
+    else:
+        assert max(diffs) == 0
     # BatchNorm statistics were not updated (inference mode).
     import keras
     for layer_t, layer_f in zip(tuned.layers, frozen.layers):

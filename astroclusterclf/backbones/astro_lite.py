@@ -139,8 +139,7 @@ def load_weights(model, path, *, sha256):
 def backbone(*, input_size=None):
     """The astro_lite0 feature extractor with the shipped weights."""
     model = efficientnet_lite.build_efficientnet_lite(
-        VARIANT, input_size=input_size or INPUT_SIZE)
-    model._name = 'astro_lite0'
+        VARIANT, input_size=input_size or INPUT_SIZE, name='astro_lite0')
     load_weights(model, weights_path(), sha256=SHA256)
     return model
 

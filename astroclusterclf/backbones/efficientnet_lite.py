@@ -126,7 +126,8 @@ def _preprocessing_layer():
                                   name='preprocess')
 
 
-def build_efficientnet_lite(variant, *, input_size=None, include_top=False):
+def build_efficientnet_lite(variant, *, input_size=None, include_top=False,
+                            name=None):
     """Build an EfficientNet-Lite Keras model with random weights.
 
     Parameters
@@ -139,6 +140,9 @@ def build_efficientnet_lite(variant, *, input_size=None, include_top=False):
     include_top : bool, optional
         If true, end with the 1000-way ImageNet classifier (softmax
         probabilities); otherwise with the pooled 1280-vector.
+    name : str, optional
+        Model name (default: the variant's, with ``_imagenet`` for the
+        classifier).
 
     Returns
     -------
@@ -183,10 +187,10 @@ def build_efficientnet_lite(variant, *, input_size=None, include_top=False):
     if include_top:
         x = layers.Dense(NUM_CLASSES, name='_fc')(x)
         x = layers.Softmax(name='predictions')(x)
-        name = f'{variant}_imagenet'
+        default = f'{variant}_imagenet'
     else:
-        name = variant
-    return keras.Model(inputs, x, name=name)
+        default = variant
+    return keras.Model(inputs, x, name=name or default)
 
 
 def _convert(kind, array):

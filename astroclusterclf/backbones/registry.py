@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from ..exceptions import (ParameterError, UnknownBackboneError,
                           UnsupportedInputError, WeightsNotFoundError)
 from ..hashing import file_sha256
-from . import astro_lite, efficientnet_lite, keras_apps
+from . import _weights, astro_lite, efficientnet_lite, keras_apps
 
 __all__ = ['BackboneSpec', 'DEFAULT_BACKBONE', 'available', 'get_spec',
            'get_backbone', 'get_imagenet_classifier']
@@ -264,9 +264,14 @@ def get_backbone(name=DEFAULT_BACKBONE, *, weights='imagenet',
         if _is_imagenet(weights):
             model = astro_lite.backbone(input_size=size)
         else:
-            model = efficientnet_lite.backbone(astro_lite.VARIANT,
-                                               weights=weights,
-                                               input_size=size)
+            if str(weights).endswith('.pth'):
+                raise UnsupportedInputError(
+                    f'{spec.name}: .pth checkpoints are ImageNet weights; use '
+                    'the efficientnet_lite0 backbone for them')
+            model = efficientnet_lite.build_efficientnet_lite(
+                astro_lite.VARIANT, input_size=size, name=spec.name)
+            if weights is not None:
+                _weights.load_weights_file(model, weights)
     else:
         if str(weights).endswith('.pth'):
             raise UnsupportedInputError(
