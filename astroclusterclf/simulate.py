@@ -155,10 +155,8 @@ RANDOMIZED_RANGES = {
                       'quarter of the frame off centre'),
 }
 
-# Extinction per unit E(B-V) in the SDSS bands (Schlafly & Finkbeiner
-# 2011, R_V = 3.1), for the band of 1-band randomized frames.
+# The SDSS bands, blue to red, that randomized frames are drawn in.
 _SDSS = ('u', 'g', 'r', 'i', 'z')
-
 
 
 # ---------------------------------------------------------------------------

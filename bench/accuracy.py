@@ -61,6 +61,7 @@ def _hard_draws(kind, rng):
         draws['distance'] = float(np.exp(rng.uniform(np.log(30), np.log(150))))
     return draws, True
 
+
 MODELS = (
     ('ImageNet head', dict(architecture='efficientnet_lite0')),
     ('ImageNet fine-tuned', dict(architecture='efficientnet_lite0', fine_tune=True)),
