@@ -160,6 +160,7 @@ _METADATA_TYPES = {
     'package_version': str, 'created': str, 'fine_tuned': bool,
     'training_steps': int, 'temperature': float, 'ood_threshold': float,
     'training_frames': dict, 'calibration': dict, 'ood_backbone': str,
+    'ood_view': dict,
 }
 
 
@@ -563,17 +564,21 @@ class ClusterClassifier:
         items = [sources] if _is_single_source(sources) else list(sources)
         variants = range(N_VARIANTS) if tta else (0,)
         split = self._features_model()
+        view = self._ood_view()
         # Tracing a compiled forward pass costs more than an eager call on
         # one batch: compile only when there is more than one batch.
         forward = (forward_function(split) if len(items) * len(variants) > batch_size
                    else (lambda x: split(x, training=False)))
         settings = self.settings if bands is None else self.settings.replace(bands=bands)
+        ood_settings = None
+        if view is not None:
+            ood_settings = view[1] if bands is None else view[1].replace(bands=bands)
         n, n_classes = len(items), len(self.labels)
         probabilities = np.full((n, n_classes), np.nan)
         ood = np.full(n, np.nan)
         flags = np.zeros(n, np.int16)
         errors = []
-        batch, rows = [], []
+        batch, ood_batch, rows = [], [], []
 
         if isinstance(hdu, list) and len(hdu) != n:
             raise ParameterError(f'{len(hdu)} HDUs given for {n} sources')
@@ -581,11 +586,19 @@ class ClusterClassifier:
         def prepare(index):
             image = read_image(items[index], hdu=hdu[index] if isinstance(hdu, list)
                                else hdu)
-            return degenerate_flag(image.data), normalize(image.data, settings=settings,
-                                                          name=image.name)
+            rgb = normalize(image.data, settings=settings, name=image.name)
+            if ood_settings is None:
+                ood_rgb = None
+            elif ood_settings == settings:
+                ood_rgb = rgb
+            else:
+                ood_rgb = normalize(image.data, settings=ood_settings, name=image.name)
+            return degenerate_flag(image.data), rgb, ood_rgb
 
         def flush():
-            outputs = forward(np.stack(batch))
+            inputs = (np.stack(batch) if view is None
+                      else [np.stack(batch), np.stack(ood_batch)])
+            outputs = forward(inputs)
             features, probs = (np.asarray(outputs[0], np.float64),
                                np.asarray(outputs[1], np.float64))
             scores = (self.ood.score(features) if self.ood is not None
@@ -595,6 +608,7 @@ class ClusterClassifier:
                 probabilities[row] = probs[mine].mean(axis=0)
                 ood[row] = scores[mine].mean()
             batch.clear()
+            ood_batch.clear()
             rows.clear()
 
         for index, prepared, error in prefetch_map(prepare, range(n),
@@ -604,9 +618,11 @@ class ClusterClassifier:
                     raise error
                 errors.append((index, error))
                 continue
-            flags[index], rgb = prepared
+            flags[index], rgb, ood_rgb = prepared
             for v in variants:
                 batch.append(dihedral(rgb, v))
+                if ood_rgb is not None:
+                    ood_batch.append(dihedral(ood_rgb, v))
                 rows.append(index)
             if len(batch) >= batch_size:
                 flush()
@@ -618,47 +634,71 @@ class ClusterClassifier:
         return Assessment(probabilities, ood, flags, errors)
 
     def _features_model(self):
-        """A model computing ``[features, probabilities]``: the backbone's
-        output (the bottleneck) and the head's, sharing this model's
-        layers; for models that are not backbone + head, the features are
-        the probabilities themselves (no OOD score)."""
+        """A model computing ``[features, probabilities]``: the features
+        the out-of-distribution description was fitted on and the head's
+        output.  With a separate OOD view (see `_ood_view`) its inputs
+        are ``[image, ood_view_image]``; otherwise the features are the
+        model's own bottleneck, or, for models that are not backbone +
+        head, the probabilities themselves (no OOD score)."""
         if self._split is None:
             import keras
 
             nested = [layer for layer in self.model.layers if isinstance(layer, keras.Model)]
             inputs = keras.Input(tuple(self.model.inputs[0].shape[1:]))
-            ood_backbone = self._ood_backbone()
-            if len(nested) == 2:
+            view = self._ood_view()
+            if view is not None:
+                ood_inputs = keras.Input((view[1].size[0], view[1].size[1], 3))
+                self._split = keras.Model([inputs, ood_inputs],
+                                          [view[0](ood_inputs), self.model(inputs)])
+            elif len(nested) == 2:
                 features = nested[0](inputs)
-                probs = nested[1](features)
-                if ood_backbone is not None:
-                    features = ood_backbone(inputs)
-                self._split = keras.Model(inputs, [features, probs])
+                self._split = keras.Model(inputs, [features, nested[1](features)])
             else:
                 outputs = self.model(inputs)
                 self._split = keras.Model(inputs, [outputs, outputs])
         return self._split
 
-    def _ood_backbone(self):
-        """The backbone whose features the OOD description was fitted on,
-        when it is not the model's own (models on a domain-adapted
-        backbone, see `astroclusterclf.retrain`), or `None`."""
-        weights_id = self.metadata.get('ood_backbone')
-        if weights_id is None or self.ood is None:
+    def _ood_view(self):
+        """``(backbone, settings)`` of the view the out-of-distribution
+        description was fitted in (see `astroclusterclf.retrain`), or
+        `None` when it is the model's own bottleneck (or there is none)."""
+        view = self.metadata.get('ood_view')
+        if self.ood is None:
             return None
-        name = weights_id.split(':')[0]
+        name = self.path or self.model.name
+        if view is None:
+            # Models of 0.1.0.dev: an ImageNet backbone at the model's input.
+            weights_id = self.metadata.get('ood_backbone')
+            if weights_id is None:
+                return None
+            view = {'backbone_weights': weights_id, 'input_size': self.input_size,
+                    'settings': self.settings.to_dict()}
         try:
-            spec = backbones.get_spec(name)
-            current = backbones.weights_id(name)
+            weights_id = str(view['backbone_weights'])
+            size = int(view['input_size'])
+            settings = NormalizationSettings.from_dict(view['settings']).replace(
+                size=(size, size))
+        except (KeyError, TypeError, ValueError, AstroClusterClfError) as exc:
+            raise ModelFileError(f'{name}: metadata entry \'ood_view\' is invalid '
+                                 f'({exc})') from exc
+        if (weights_id == self.metadata.get('backbone_weights')
+                and settings == self.settings
+                and not self.metadata.get('fine_tuned', False)):
+            return None
+        arch = weights_id.split(':')[0]
+        try:
+            spec = backbones.get_spec(arch)
+            current = backbones.weights_id(arch)
         except AstroClusterClfError as exc:
-            raise ModelFileError(f'{self.path or self.model.name}: the backbone of its '
-                                 f'out-of-distribution score is unavailable ({exc})') from exc
+            raise ModelFileError(f'{name}: the backbone of its out-of-distribution '
+                                 f'score is unavailable ({exc})') from exc
         if current != weights_id:
             raise ModelFileError(
-                f'{self.path or self.model.name}: its out-of-distribution score was '
-                f'fitted on {weights_id}, but the installed weights are {current}')
-        size = None if self.input_size == spec.input_size else self.input_size
-        return backbones.shared_backbone(name, 'imagenet', size)
+                f'{name}: its out-of-distribution score was fitted on {weights_id}, '
+                f'but the installed weights are {current}')
+        backbone = backbones.shared_backbone(
+            arch, 'imagenet', None if size == spec.input_size else size)
+        return backbone, settings
 
     def rank(self, probabilities, k=None):
         """Return ``[(label, probability), ...]`` best first.

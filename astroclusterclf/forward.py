@@ -21,13 +21,14 @@ def forward_function(model):
     Parameters
     ----------
     model : `keras.Model`
-        A model with one input of shape ``(batch, ...)``.
+        A model with one input of shape ``(batch, ...)``, or several.
 
     Returns
     -------
     forward : callable
-        ``forward(x)`` for a float32 batch of any size; traced once per
-        model and held weakly (it does not keep the model alive).
+        ``forward(x)`` for a float32 batch of any size (a list of
+        batches for a model with several inputs); traced once per model
+        and held weakly (it does not keep the model alive).
     """
     import tensorflow as tf
 
@@ -35,12 +36,17 @@ def forward_function(model):
         return _FORWARD[model]
     except KeyError:
         pass
-    shape = tuple(model.inputs[0].shape[1:])
+    specs = [tf.TensorSpec((None,) + tuple(tensor.shape[1:]), tf.float32)
+             for tensor in model.inputs]
     ref = weakref.ref(model)   # the function must not keep the model alive
 
-    @tf.function(input_signature=[tf.TensorSpec((None,) + shape, tf.float32)],
-                 reduce_retracing=True)
-    def forward(x):
-        return ref()(x, training=False)
+    if len(specs) == 1:
+        @tf.function(input_signature=specs, reduce_retracing=True)
+        def forward(x):
+            return ref()(x, training=False)
+    else:
+        @tf.function(input_signature=[specs], reduce_retracing=True)
+        def forward(x):
+            return ref()(list(x), training=False)
     _FORWARD[model] = forward
     return forward

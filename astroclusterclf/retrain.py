@@ -53,17 +53,30 @@ from .finetune import fine_tune as fine_tune_model
 from .forward import forward_function
 from .parallel import prefetch_map
 from .plotting import plot_reliability_diagram
-from .preprocessing import fits_to_rgb
+from .preprocessing import NormalizationSettings, fits_to_rgb
 from .selection import default_candidates, select
 
 __all__ = ['retrain', 'RetrainResult', 'EvalStep']
 
 log = logging.getLogger(__name__)
 
-#: The backbone whose features describe the training images for the
-#: out-of-distribution score of models built on a domain-adapted backbone.
+#: The out-of-distribution score of every model describes its training
+#: images in one fixed, general view: the ImageNet EfficientNet-Lite0
+#: features at the backbone's native 224 px of the frames normalized with
+#: the default interval and stretch (zscale + asinh; the model's bands and
+#: colour mode are kept).  It is independent of the model's own backbone,
+#: input size and normalization, which are chosen for accuracy: features
+#: adapted to one domain (astro_lite0) map everything near that domain,
+#: and a percentile interval or a small input hides the difference between
+#: a galaxy and a cluster from ImageNet features (see docs/trust.rst).
 OOD_BACKBONE = 'efficientnet_lite0'
-OOD_FEATURES = 1280
+OOD_INPUT_SIZE = 224
+
+
+def ood_view_settings(settings):
+    """The normalization of the out-of-distribution view for a model
+    normalized with ``settings`` (see `OOD_BACKBONE`)."""
+    return NormalizationSettings(color=settings.color, bands=settings.bands)
 
 
 class EvalStep(NamedTuple):
@@ -754,15 +767,14 @@ def retrain(image_dir, *, output=None, labels_output=None,
                                   variants=[r[1] for r in requests],
                                   batch_size=embed_batch_size, progress=progress)
     n_computed, n_cached = features.n_computed, features.n_cached
-    # The out-of-distribution description needs general features: those of
-    # a backbone adapted to one domain map everything near that domain (an
-    # everyday photograph lands among the clusters in astro_lite0's
-    # features), so astro models describe their training images by the
-    # ImageNet backbone's features at the same input (see ood_backbone).
-    ood_features = None
-    if spec.family == 'astro_lite':
-        ood_cache = BottleneckCache(bottleneck_dir, architecture=OOD_BACKBONE,
-                                    settings=settings, input_size=size)
+    # The out-of-distribution description is fitted in its own fixed view
+    # (see OOD_BACKBONE); when it is the model's own, the cache answers.
+    ood_cache = BottleneckCache(bottleneck_dir, architecture=OOD_BACKBONE,
+                                settings=ood_view_settings(settings),
+                                input_size=OOD_INPUT_SIZE)
+    if ood_cache.root == cache.root:
+        ood_features = features
+    else:
         ood_features = ood_cache.get_features(
             [r[0] for r in requests], variants=[r[1] for r in requests],
             batch_size=embed_batch_size, progress=progress)
@@ -790,10 +802,9 @@ def retrain(image_dir, *, output=None, labels_output=None,
                                  else (0,)), spec.feature_length),
                          np.float32)
         data[split] = (paths, x, y)
-        if ood_features is not None:
-            ood_data[split] = (np.stack([ood_features.features[p] for p in paths])
-                               if rows else np.zeros(x.shape[:2] + (OOD_FEATURES,),
-                                                     np.float32))
+        ood_data[split] = (np.stack([ood_features.features[p] for p in paths])
+                           if rows else np.zeros(x.shape[:2] + (ood_cache.feature_length,),
+                                                 np.float32))
     empty = [label for label, n in counts['training'].items() if n == 0]
     if empty:
         raise DatasetError(
@@ -880,11 +891,8 @@ def retrain(image_dir, *, output=None, labels_output=None,
         return np.asarray(head(np.asarray(features, np.float32), training=False),
                           np.float64)
 
-    if ood_features is not None:
-        d_train, d_val, d_test = (ood_data['training'], ood_data['validation'][:, 0],
-                                  ood_data['testing'][:, 0])
-    else:
-        d_train, d_val, d_test = f_train, f_val, f_test
+    d_train, d_val, d_test = (ood_data['training'], ood_data['validation'][:, 0],
+                              ood_data['testing'][:, 0])
     temperature, density, trust = _fit_trust(
         head_probs, initial, f_train, y_train, f_val, y_val, steps=int(steps),
         batch_size=int(batch_size), learning_rate=learning_rate, seed=int(seed),
@@ -907,8 +915,9 @@ def retrain(image_dir, *, output=None, labels_output=None,
     clf = ClusterClassifier(
         model, labels, settings=settings, backbone=spec.name,
         metadata={'backbone_weights': cache.weights_id,
-                  **({'ood_backbone': backbones.weights_id(OOD_BACKBONE)}
-                     if ood_features is not None else {}),
+                  'ood_view': {'backbone_weights': ood_cache.weights_id,
+                               'input_size': OOD_INPUT_SIZE,
+                               'settings': ood_cache.settings.to_dict()},
                   'fine_tuned': bool(fine_tuning is not None
                                      and fine_tuning['kept'] == 'fine-tuned'),
                   'fine_tuning': fine_tuning,

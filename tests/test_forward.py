@@ -22,6 +22,17 @@ def test_forward_function_any_batch_size_and_memoized():
         np.testing.assert_allclose(np.asarray(forward(x)), x[:, :2])
 
 
+def test_forward_function_of_a_model_with_two_inputs():
+    import keras
+
+    a, b = keras.Input((2,)), keras.Input((3,))
+    model = keras.Model([a, b], keras.layers.Concatenate()([a, 2 * b]))
+    forward = forward_function(model)
+    x, y = np.ones((5, 2), np.float32), np.ones((5, 3), np.float32)
+    np.testing.assert_allclose(np.asarray(forward([x, y])),
+                               np.hstack([x, 2 * y]))
+
+
 def test_forward_function_does_not_keep_the_model_alive():
     import weakref
 

@@ -17,7 +17,7 @@ from astroclusterclf import ClusterClassifier, annotate_fits, annotate_table
 from astroclusterclf.annotate import cutout_size
 from astroclusterclf.calibration import calibrate_probabilities
 from astroclusterclf.classifier import METADATA_MEMBER, OOD_MEMBER, PredictionFlag
-from astroclusterclf.exceptions import FieldOfViewWarning
+from astroclusterclf.exceptions import FieldOfViewWarning, ModelFileError
 from astroclusterclf.preprocessing import fits_to_rgb
 from astroclusterclf.simulate import simulate_cluster
 
@@ -124,6 +124,47 @@ def test_ood_clear_for_clusters(accurate_model):
     assessment = accurate_model.assess(images)
     assert np.all(assessment.flag == 0), assessment.ood_score
     assert np.all(assessment.ood_score < accurate_model.ood_threshold / 2)
+
+
+def test_ood_view_is_fixed_whatever_the_model(small_dataset_dir, small_dataset_files,
+                                              tmp_path, trained_classifier):
+    """The OOD description lives in one view (ImageNet lite0, 224 px, default
+    normalization), also for a model on another backbone, size and
+    normalization; the quick ImageNet model's own bottleneck is that view."""
+    from astroclusterclf import NormalizationSettings, backbones, retrain
+
+    assert trained_classifier._ood_view() is None      # one forward pass
+    result = retrain(small_dataset_dir, output=tmp_path / 'astro.keras',
+                     architecture='astro_lite0', input_size=64, steps=100,
+                     augment=False, bottleneck_dir=tmp_path / 'cache',
+                     settings=NormalizationSettings(interval='percentile'),
+                     reliability_plot=None)
+    view_settings = NormalizationSettings(size=224)
+    assert result.classifier.metadata['ood_view'] == {
+        'backbone_weights': backbones.weights_id('efficientnet_lite0'),
+        'input_size': 224, 'settings': view_settings.to_dict()}
+    backbone = backbones.get_backbone('efficientnet_lite0')
+    images = np.stack([fits_to_rgb(p, settings=view_settings)
+                       for p in small_dataset_files])
+    expected = result.classifier.ood.score(np.asarray(backbone(images), np.float64))
+    loaded = ClusterClassifier.load(tmp_path / 'astro.keras')
+    for clf in (result.classifier, loaded):
+        assessment = clf.assess(list(small_dataset_files))
+        np.testing.assert_allclose(assessment.ood_score, expected, rtol=1e-3)
+        np.testing.assert_allclose(assessment.probabilities,
+                                   result.classifier.predict(list(small_dataset_files)),
+                                   rtol=1e-5)
+    # The view's weights are checked when the model loads them.
+    with zipfile.ZipFile(tmp_path / 'astro.keras') as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    metadata = json.loads(members[METADATA_MEMBER])
+    metadata['ood_view']['backbone_weights'] = 'efficientnet_lite0:imagenet:0000'
+    members[METADATA_MEMBER] = json.dumps(metadata).encode()
+    with zipfile.ZipFile(tmp_path / 'other.keras', 'w') as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    with pytest.raises(ModelFileError, match='installed weights are'):
+        ClusterClassifier.load(tmp_path / 'other.keras').assess(small_dataset_files[0])
 
 
 @pytest.mark.parametrize('make', [
