@@ -837,7 +837,9 @@ def _annotate_tiles(classifier, table, images, *, ra, dec, size, hdu, bands, bat
         check_table_output(output, format=format, overwrite=overwrite or resume)
     if int(chunk_size) < 1:
         raise ParameterError(f'chunk_size must be positive, got {chunk_size}')
-    images = [os.fspath(i) for i in images]
+    # Absolute paths: the tasks name their tile, and workers on other
+    # machines (or another working directory) open it by that name.
+    images = [os.path.abspath(os.fspath(i)) for i in images]
     coords = catalog_positions(table, ra=ra, dec=dec).icrs
     index = TileIndex.from_files(images, hdu=hdu)
     size, size_text = cutout_size(classifier, images[0], hdu=hdu, size=size)
@@ -919,7 +921,8 @@ def _annotate_tiles(classifier, table, images, *, ra, dec, size, hdu, bands, bat
         from distributed import as_completed
 
         model_sha = classifier.model_id
-        futures = {client.submit(_remote_task, os.fspath(classifier.path), model_sha, task,
+        model_path = os.path.abspath(os.fspath(classifier.path))
+        futures = {client.submit(_remote_task, model_path, model_sha, task,
                                  options, key=f'astroclusterclf-{model_sha}-{task.task_id}',
                                  pure=False): task.task_id for task in todo}
         for future in as_completed(futures):
