@@ -138,3 +138,11 @@ def survey_mosaic(tmp_path_factory):
     image with 24 clusters of 128 px, and its true catalog."""
     return make_mosaic(tmp_path_factory.mktemp('mosaic'), n_clusters=24,
                        shape=(2048, 2048), seed=3)
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (``-n 2 --dist loadgroup``), keep the tests of
+    the accurate model on one worker, so that it is trained once."""
+    for item in items:
+        if {'accurate_result', 'accurate_model'} & set(getattr(item, 'fixturenames', ())):
+            item.add_marker(pytest.mark.xdist_group('accurate-model'))
