@@ -19,6 +19,8 @@ marked ``slow`` (``python -m pytest -m "not slow"`` skips them):
 - ``cluster_image`` and ``survey_mosaic``: simulated data to classify.
 """
 
+import sys
+
 import pytest
 
 from astroclusterclf.classifier import ClusterClassifier
@@ -26,6 +28,21 @@ from astroclusterclf.config import CACHE_ENV_VAR
 from astroclusterclf.preprocessing import NormalizationSettings
 from astroclusterclf.retrain import retrain
 from astroclusterclf.simulate import make_dataset, make_mosaic, simulate_cluster
+
+
+# -- the quick tier ------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def quick_tier_without_tensorflow(request):
+    """Fail a test not marked ``slow`` that imports TensorFlow (10 s
+    here): ``pytest -m "not slow"`` must stay quick.  Only the first
+    importer of a session can be caught, which is the one that costs."""
+    before = 'tensorflow' in sys.modules
+    yield
+    if (not before and 'tensorflow' in sys.modules
+            and request.node.get_closest_marker('slow') is None):
+        pytest.fail(f'{request.node.nodeid} imports TensorFlow but is not '
+                    'marked slow', pytrace=False)
 
 
 # -- caches ------------------------------------------------------------------

@@ -479,6 +479,7 @@ def test_keras_app_random_weights():
 
 # -- astro_lite0 -----------------------------------------------------------------
 
+@pytest.mark.slow   # imports TensorFlow
 def test_astro_lite0_loads_offline_with_checksum(monkeypatch):
     from astroclusterclf.backbones import astro_lite
     # Offline: no network, no Keras download, no torch.
@@ -518,6 +519,7 @@ def test_astro_lite0_rejects_a_corrupt_or_missing_file(tmp_path, monkeypatch):
         backbones.get_backbone('astro_lite0')
 
 
+@pytest.mark.slow   # imports TensorFlow
 def test_astro_lite0_weights_round_trip(tmp_path):
     from astroclusterclf.backbones import astro_lite, efficientnet_lite
     from astroclusterclf.exceptions import WeightsIntegrityError

@@ -86,6 +86,7 @@ def test_fine_tune_keeps_an_improvement(parts):
                for a, b in zip(before, model.weights))
 
 
+@pytest.mark.slow   # imports TensorFlow
 def test_fine_tune_without_validation_keeps_head(parts):
     model, backbone, head, x, y = parts
     before = [w.numpy() for w in model.weights]

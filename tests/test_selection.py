@@ -46,6 +46,7 @@ def test_cross_validate_errors():
         cross_validate(np.zeros((4, 3)), np.array([0, 0, 0, 1]))
 
 
+@pytest.mark.slow   # imports TensorFlow
 def test_select_prefers_the_informative_candidate(small_dataset_files, tmp_path,
                                                   small_dataset_dir):
     paths = sorted(small_dataset_dir.glob('*/*.fits'))

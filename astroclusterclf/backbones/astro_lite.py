@@ -90,16 +90,18 @@ def save_weights(model, path):
     return file_sha256(path)
 
 
-def load_weights(model, path, *, sha256):
-    """Load a `save_weights` file into ``model`` (an EfficientNet-Lite0 of
-    any input size), after checking its SHA-256.
+def read_weights(path, *, sha256):
+    """The arrays of a `save_weights` file, keyed by ``layer/index``,
+    after checking that it exists and has the SHA-256 ``sha256`` (None:
+    no check).  Runs before any network is built, so a bad file is
+    reported without importing TensorFlow.
 
     Raises
     ------
     WeightsNotFoundError
         The file is missing.
     WeightsIntegrityError
-        The checksum differs or the arrays do not fit the layers.
+        The checksum differs or the file is not an ``.npz`` archive.
     """
     path = Path(path)
     if not path.is_file():
@@ -112,10 +114,15 @@ def load_weights(model, path, *, sha256):
             'corrupt or not the one this version ships')
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+            return {k: npz[k] for k in npz.files}
     except (OSError, ValueError) as exc:
         raise WeightsIntegrityError(f'{path}: unreadable weights file '
                                     f'({exc})') from exc
+
+
+def _assign(model, arrays, path):
+    """Set the layers of ``model`` from ``arrays`` (`read_weights`); every
+    layer and every array must be matched."""
     used = set()
     for layer in model.layers:
         if not layer.weights:
@@ -136,11 +143,28 @@ def load_weights(model, path, *, sha256):
             f'{path}: {len(unused)} arrays fit no layer, e.g. {unused[:3]}')
 
 
+def load_weights(model, path, *, sha256):
+    """Load a `save_weights` file into ``model`` (an EfficientNet-Lite0 of
+    any input size), after checking its SHA-256.
+
+    Raises
+    ------
+    WeightsNotFoundError
+        The file is missing.
+    WeightsIntegrityError
+        The checksum differs or the arrays do not fit the layers.
+    """
+    _assign(model, read_weights(path, sha256=sha256), path)
+
+
 def backbone(*, input_size=None):
-    """The astro_lite0 feature extractor with the shipped weights."""
+    """The astro_lite0 feature extractor with the shipped weights (the
+    file is checked before the network is built)."""
+    path = weights_path()
+    arrays = read_weights(path, sha256=SHA256)
     model = efficientnet_lite.build_efficientnet_lite(
         VARIANT, input_size=input_size or INPUT_SIZE, name='astro_lite0')
-    load_weights(model, weights_path(), sha256=SHA256)
+    _assign(model, arrays, path)
     return model
 
 
