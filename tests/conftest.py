@@ -157,9 +157,26 @@ def survey_mosaic(tmp_path_factory):
                        shape=(2048, 2048), seed=3)
 
 
+# Fixtures too costly to build on both test processes: under pytest-xdist
+# (``-n 2 --dist loadgroup``) the tests that use one of them run on one
+# process, so that it is built once (the first group that applies wins).
+SHARED_FIXTURE_GROUPS = {
+    'accurate_result': 'accurate-model',
+    'demo_result': 'demo',
+    'bomb_reports': 'pth-bombs',
+    'image_bomb_reports': 'image-bombs',
+    'tiles': 'survey-tiles',
+}
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """Under pytest-xdist (``-n 2 --dist loadgroup``), keep the tests of
-    the accurate model on one worker, so that it is trained once."""
+    """Mark each test that uses a fixture of ``SHARED_FIXTURE_GROUPS``
+    with its ``xdist_group``.  First among the hooks: pytest-xdist reads
+    the marks in its own."""
     for item in items:
-        if {'accurate_result', 'accurate_model'} & set(getattr(item, 'fixturenames', ())):
-            item.add_marker(pytest.mark.xdist_group('accurate-model'))
+        used = set(getattr(item, 'fixturenames', ()))
+        for fixture, group in SHARED_FIXTURE_GROUPS.items():
+            if fixture in used:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
