@@ -120,9 +120,16 @@ def read_weights(path, *, sha256):
                                     f'({exc})') from exc
 
 
-def _assign(model, arrays, path):
-    """Set the layers of ``model`` from ``arrays`` (`read_weights`); every
-    layer and every array must be matched."""
+def assign_weights(model, arrays, path):
+    """Set the layers of ``model`` (an EfficientNet-Lite0 of any input
+    size) from the ``arrays`` of `read_weights` of ``path``; every layer
+    and every array must be matched.
+
+    Raises
+    ------
+    WeightsIntegrityError
+        The arrays do not fit the layers (the message names ``path``).
+    """
     used = set()
     for layer in model.layers:
         if not layer.weights:
@@ -143,20 +150,6 @@ def _assign(model, arrays, path):
             f'{path}: {len(unused)} arrays fit no layer, e.g. {unused[:3]}')
 
 
-def load_weights(model, path, *, sha256):
-    """Load a `save_weights` file into ``model`` (an EfficientNet-Lite0 of
-    any input size), after checking its SHA-256.
-
-    Raises
-    ------
-    WeightsNotFoundError
-        The file is missing.
-    WeightsIntegrityError
-        The checksum differs or the arrays do not fit the layers.
-    """
-    _assign(model, read_weights(path, sha256=sha256), path)
-
-
 def backbone(*, input_size=None):
     """The astro_lite0 feature extractor with the shipped weights (the
     file is checked before the network is built)."""
@@ -164,7 +157,7 @@ def backbone(*, input_size=None):
     arrays = read_weights(path, sha256=SHA256)
     model = efficientnet_lite.build_efficientnet_lite(
         VARIANT, input_size=input_size or INPUT_SIZE, name='astro_lite0')
-    _assign(model, arrays, path)
+    assign_weights(model, arrays, path)
     return model
 
 
