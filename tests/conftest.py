@@ -165,7 +165,6 @@ SHARED_FIXTURE_GROUPS = {
     'demo_result': 'demo',
     'bomb_reports': 'pth-bombs',
     'image_bomb_reports': 'image-bombs',
-    'tiles': 'survey-tiles',
 }
 
 
