@@ -157,7 +157,7 @@ def _utc_now():
 
 
 def annotate_header(header, probabilities, labels, *, model_id, ood_score=None,
-                    ood_threshold=None, flag=0, date=None):
+                    ood_threshold=None, ood_rate=None, flag=0, date=None):
     """Write classification cards into a FITS header.
 
     Earlier ``CLS*`` cards (from a previous annotation) are replaced; one
@@ -180,6 +180,10 @@ def annotate_header(header, probabilities, labels, *, model_id, ood_score=None,
         or NaN.
     ood_threshold : float, optional
         The model's threshold, given in the ``CLSOOD`` comment.
+    ood_rate : float, optional
+        The threshold's false-alarm rate (the fraction of held-out
+        training-like images above it), given in the ``CLSOOD`` comment
+        as ``FA``.
     flag : int, optional
         `~astroclusterclf.classifier.PredictionFlag` bits for ``CLSFLAG``
         (0: no reason for doubt).
@@ -233,6 +237,8 @@ def annotate_header(header, probabilities, labels, *, model_id, ood_score=None,
     if ood_score is not None and np.isfinite(ood_score):
         limit = (f'; > {ood_threshold:.4g} = unlike training'
                  if ood_threshold is not None and np.isfinite(ood_threshold) else '')
+        if limit and ood_rate is not None and np.isfinite(ood_rate):
+            limit = f'; > {ood_threshold:.3g} unlike training ({ood_rate:.0%} FA)'
         cards.append(_card('CLSOOD', round(float(ood_score), 4), f'OOD score{limit}'))
     cards.append(_card('CLSFLAG', int(flag), 'flags: 0 ok, 16 unlike training, 32 degenerate'))
     cards += [_card(f'CLSPRB{i}', float(p), f'P({label})')
@@ -346,6 +352,7 @@ def annotate_fits(classifier, path, *, output=None, in_place=False, hdu=None,
                             classifier.labels, model_id=classifier.model_id,
                             ood_score=assessment.ood_score[row],
                             ood_threshold=classifier.ood_threshold,
+                            ood_rate=classifier.ood_false_alarm_rate,
                             flag=assessment.flag[row])
             # Only the annotated HDUs change, so only their checksums are
             # recomputed; the other HDUs keep their cards as they are.
@@ -433,7 +440,8 @@ def _build_table(table, labels, probabilities, ood, flags, *, classifier):
         np.where(valid, ood, np.nan), mask=~valid | ~np.isfinite(ood), name='pred_ood',
         unit=u.dimensionless_unscaled,
         description=f'out-of-distribution score (about 1 for images like the training '
-                    f'images; above {classifier.ood_threshold:.4g}: flag 16)'))
+                    f'images; above {classifier.ood_threshold:.4g}: flag 16'
+                    f'{_rate_text(classifier)})'))
     columns.append(Column(np.asarray(flags, dtype=np.int16), name='pred_flag',
                           description=FLAG_DESCRIPTION))
     for column in columns:
@@ -448,8 +456,17 @@ def _build_table(table, labels, probabilities, ood, flags, *, classifier):
     meta.update({f'CLSLAB{i}': _ascii(label) for i, label in enumerate(labels, start=1)})
     if np.isfinite(classifier.ood_threshold):   # not for models without it
         meta['CLSOODTH'] = classifier.ood_threshold
+    if np.isfinite(classifier.ood_false_alarm_rate):
+        meta['CLSOODFA'] = classifier.ood_false_alarm_rate
     out.meta.update(meta)
     return out
+
+
+def _rate_text(classifier):
+    rate = classifier.ood_false_alarm_rate
+    if not np.isfinite(rate):
+        return ''
+    return f', which {rate:.0%} of held-out training-like images exceed'
 
 
 class _RowPredictor:
@@ -721,9 +738,10 @@ def annotate_table(classifier, table, *, image=None, ra=None, dec=None, size=Non
         degenerate image (see `~astroclusterclf.classifier.PredictionFlag`).
         ``pred_ood`` is the out-of-distribution score.  ``meta`` records
         the model (``CLSMODEL``), its calibration temperature
-        (``CLSTEMP``) and OOD threshold (``CLSOODTH``), the labels
-        (``CLSLAB1``...), the cutout size used (``CLSSIZE``), the package
-        version (``CLSVERS``) and the date (``CLSDATE``).
+        (``CLSTEMP``), OOD threshold (``CLSOODTH``) and its false-alarm
+        rate (``CLSOODFA``), the labels (``CLSLAB1``...), the cutout size
+        used (``CLSSIZE``), the package version (``CLSVERS``) and the date
+        (``CLSDATE``).
 
     Warns
     -----

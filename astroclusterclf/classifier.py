@@ -43,7 +43,7 @@ from astropy.wcs import WCS
 from . import backbones
 from ._atomic import atomic_write
 from .augment import N_VARIANTS, dihedral
-from .calibration import calibrate_probabilities
+from .calibration import calibrate_probabilities, floor_probabilities
 from .exceptions import AstroClusterClfError, ModelFileError, ParameterError
 from .forward import forward_function
 from .hashing import file_sha256
@@ -61,8 +61,10 @@ log = logging.getLogger(__name__)
 #: Name of the JSON member holding the metadata inside the ``.keras`` zip.
 METADATA_MEMBER = 'astroclusterclf.json'
 
-#: Version of the metadata layout.
-FORMAT_VERSION = 1
+#: Version of the metadata layout: 2 added models of several views (one
+#: input per view, described by ``views``), the head's kind (``head``) and
+#: the out-of-distribution false-alarm rate; files of version 1 still load.
+FORMAT_VERSION = 2
 
 
 def _is_single_source(sources):
@@ -164,7 +166,8 @@ _METADATA_TYPES = {
     'package_version': str, 'created': str, 'fine_tuned': bool,
     'training_steps': int, 'temperature': float, 'ood_threshold': float,
     'training_frames': dict, 'calibration': dict, 'ood_backbone': str,
-    'ood_view': dict,
+    'ood_view': dict, 'views': list, 'blend': dict, 'head': str,
+    'ood_false_alarm_rate': float,
 }
 
 
@@ -311,11 +314,13 @@ class ClusterClassifier:
             settings = NormalizationSettings()
         elif isinstance(settings, dict):
             settings = NormalizationSettings.from_dict(settings)
+        for model_input in model.inputs:
+            shape = tuple(model_input.shape[1:])
+            if len(shape) != 3 or shape[2] != 3 or shape[0] is None:
+                raise ModelFileError(
+                    f'model {model.name!r}: input must be (S, S, 3) RGB, '
+                    f'got {shape}')
         shape = tuple(model.inputs[0].shape[1:])
-        if len(shape) != 3 or shape[2] != 3 or shape[0] is None:
-            raise ModelFileError(
-                f'model {model.name!r}: input must be (S, S, 3) RGB, '
-                f'got {shape}')
         n_out = model.outputs[0].shape[-1]
         labels = [str(label) for label in labels]
         if n_out != len(labels):
@@ -338,12 +343,41 @@ class ClusterClassifier:
             'created',
             datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec='seconds'))
+        self.view_settings = self._view_settings(model)
         self.ood = ood
         if ood is not None:
             self.metadata['ood_threshold'] = float(ood.threshold)
         self.path = None
         self._file_sha256 = None
         self._split = None
+
+    def _view_settings(self, model):
+        """The normalization of each model input: `settings` for the first;
+        the others from the metadata entry ``views`` (models that blend
+        several views, see `astroclusterclf.selection.Blend`)."""
+        views = self.metadata.get('views')
+        if len(model.inputs) == 1:
+            return [self.settings]
+        if not isinstance(views, list) or len(views) != len(model.inputs):
+            raise ModelFileError(
+                f'model {model.name!r} has {len(model.inputs)} inputs but its metadata '
+                f'describes {len(views) if isinstance(views, list) else 0} views')
+        out = [self.settings]
+        for view, model_input in zip(views[1:], model.inputs[1:]):
+            try:
+                settings = NormalizationSettings.from_dict(view['preprocessing'])
+            except (KeyError, TypeError, AstroClusterClfError) as exc:
+                raise ModelFileError(f'model {model.name!r}: metadata entry \'views\' '
+                                     f'is invalid ({exc})') from None
+            shape = tuple(model_input.shape[1:3])
+            out.append(settings.replace(size=(int(shape[0]), int(shape[1]))))
+        return out
+
+    @property
+    def ood_false_alarm_rate(self):
+        """The fraction of held-out training-like images the out-of-distribution
+        threshold flags (NaN for files written before it was stored)."""
+        return float(self.metadata.get('ood_false_alarm_rate', float('nan')))
 
     @property
     def temperature(self):
@@ -576,7 +610,8 @@ class ClusterClassifier:
         # number in batches of 32), so only a few images go eagerly.
         forward = (forward_function(split) if len(items) * len(variants) > _EAGER_MAX_IMAGES
                    else (lambda x: split(x, training=False)))
-        settings = self.settings if bands is None else self.settings.replace(bands=bands)
+        view_settings = [s if bands is None else s.replace(bands=bands)
+                         for s in self.view_settings]
         ood_settings = None
         if view is not None:
             ood_settings = view[1] if bands is None else view[1].replace(bands=bands)
@@ -585,7 +620,9 @@ class ClusterClassifier:
         ood = np.full(n, np.nan)
         flags = np.zeros(n, np.int16)
         errors = []
-        batch, ood_batch, rows = [], [], []
+        batches = [[] for _ in view_settings]
+        batch = batches[0]
+        ood_batch, rows = [], []
 
         if isinstance(hdu, list) and len(hdu) != n:
             raise ParameterError(f'{len(hdu)} HDUs given for {n} sources')
@@ -593,18 +630,25 @@ class ClusterClassifier:
         def prepare(index):
             image = read_image(items[index], hdu=hdu[index] if isinstance(hdu, list)
                                else hdu)
-            rgb = normalize(image.data, settings=settings, name=image.name)
+            done = {}
+            rgbs = []
+            for s in view_settings:      # views may share a normalization
+                if s not in done:
+                    done[s] = normalize(image.data, settings=s, name=image.name)
+                rgbs.append(done[s])
             if ood_settings is None:
                 ood_rgb = None
-            elif ood_settings == settings:
-                ood_rgb = rgb
+            elif ood_settings in view_settings:
+                ood_rgb = rgbs[view_settings.index(ood_settings)]
             else:
                 ood_rgb = normalize(image.data, settings=ood_settings, name=image.name)
-            return degenerate_flag(image.data), rgb, ood_rgb
+            return degenerate_flag(image.data), rgbs, ood_rgb
 
         def flush():
-            inputs = (np.stack(batch) if view is None
-                      else [np.stack(batch), np.stack(ood_batch)])
+            inputs = [np.stack(b) for b in batches]
+            if view is not None:
+                inputs.append(np.stack(ood_batch))
+            inputs = inputs[0] if len(inputs) == 1 else inputs
             outputs = forward(inputs)
             features, probs = (np.asarray(outputs[0], np.float64),
                                np.asarray(outputs[1], np.float64))
@@ -614,7 +658,8 @@ class ClusterClassifier:
                 mine = [i for i, r in enumerate(rows) if r == row]
                 probabilities[row] = probs[mine].mean(axis=0)
                 ood[row] = scores[mine].mean()
-            batch.clear()
+            for b in batches:
+                b.clear()
             ood_batch.clear()
             rows.clear()
 
@@ -625,9 +670,10 @@ class ClusterClassifier:
                     raise error
                 errors.append((index, error))
                 continue
-            flags[index], rgb, ood_rgb = prepared
+            flags[index], rgbs, ood_rgb = prepared
             for v in variants:
-                batch.append(dihedral(rgb, v))
+                for b, rgb in zip(batches, rgbs):
+                    b.append(dihedral(rgb, v))
                 if ood_rgb is not None:
                     ood_batch.append(dihedral(ood_rgb, v))
                 rows.append(index)
@@ -635,7 +681,8 @@ class ClusterClassifier:
                 flush()
         if batch:
             flush()
-        probabilities = calibrate_probabilities(probabilities, self.temperature)
+        probabilities = floor_probabilities(
+            calibrate_probabilities(probabilities, self.temperature))
         if self.ood is not None:
             flags[ood > self.ood.threshold] |= PredictionFlag.UNLIKE_TRAINING
         return Assessment(probabilities, ood, flags, errors)
@@ -651,13 +698,20 @@ class ClusterClassifier:
             import keras
 
             nested = [layer for layer in self.model.layers if isinstance(layer, keras.Model)]
-            inputs = keras.Input(tuple(self.model.inputs[0].shape[1:]))
+            inputs = [keras.Input(tuple(i.shape[1:])) for i in self.model.inputs]
             view = self._ood_view()
             if view is not None:
                 ood_inputs = keras.Input((view[1].size[0], view[1].size[1], 3))
-                self._split = keras.Model([inputs, ood_inputs],
-                                          [view[0](ood_inputs), self.model(inputs)])
-            elif len(nested) == 2:
+                outputs = self.model(inputs if len(inputs) > 1 else inputs[0])
+                self._split = keras.Model(inputs + [ood_inputs],
+                                          [view[0](ood_inputs), outputs])
+                return self._split
+            if len(inputs) > 1:
+                outputs = self.model(inputs)
+                self._split = keras.Model(inputs, [outputs, outputs])
+                return self._split
+            inputs = inputs[0]
+            if len(nested) == 2:
                 features = nested[0](inputs)
                 self._split = keras.Model(inputs, [features, nested[1](features)])
             else:
@@ -689,6 +743,7 @@ class ClusterClassifier:
             raise ModelFileError(f'{name}: metadata entry \'ood_view\' is invalid '
                                  f'({exc})') from exc
         if (weights_id == self.metadata.get('backbone_weights')
+                and len(self.model.inputs) == 1
                 and settings == self.settings
                 and not self.metadata.get('fine_tuned', False)):
             return None

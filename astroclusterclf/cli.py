@@ -119,11 +119,9 @@ class _RetrainPrinter:
         self._close_bar()
         print(line)
 
-    def progress(self, done, total):
+    def progress(self, done, total, what=None):
         if self._bar is None and done < total:
-            backbone = ('each candidate backbone' if self.architecture == 'auto'
-                        else self.architecture)
-            print(f'Computing {total} bottleneck(s) with {backbone}')
+            print(f'Computing {total} bottleneck(s) with {what or self.architecture}')
             self._bar = ProgressBar(total).__enter__()
         if self._bar is not None:
             self._bar.update(done)
@@ -230,10 +228,19 @@ def _add_retrain(subparsers):
               help='backbone, or "auto" to choose the best of the ImageNet '
                    'and the astronomy-adapted backbones and normalizations '
                    'by cross-validation (default: %(default)s)')
-    _add_flag(p, 'how_many_training_steps', type=int, default=4000,
-              metavar='N', help='training steps (default: %(default)s)')
-    _add_flag(p, 'learning_rate', type=float, default=0.01, metavar='X',
-              help='learning rate (default: %(default)s)')
+    _add_flag(p, 'head', choices=('logistic', 'sgd'),
+              help='"logistic" (default): L2-regularized logistic regression, '
+                   'regularization chosen by cross-validated log-loss; "sgd": the '
+                   'old tool\'s softmax head trained by SGD (the default when '
+                   '--how_many_training_steps, --learning_rate or '
+                   '--train_batch_size is given)')
+    _add_flag(p, 'how_many_training_steps', type=int, default=None,
+              metavar='N', help='training steps of the SGD head (default: 4000)')
+    _add_flag(p, 'learning_rate', type=float, default=None, metavar='X',
+              help='learning rate of the SGD head (default: 0.01)')
+    _add_flag(p, 'ood_false_alarm_rate', type=float, default=0.05, metavar='F',
+              help='fraction of held-out training-like images the out-of-distribution '
+                   'threshold flags (default: %(default)s)')
     _add_flag(p, 'bottleneck_dir', metavar='DIR',
               help='feature cache (default: <cache dir>/bottlenecks)')
     _add_flag(p, 'summaries_dir', metavar='DIR',
@@ -246,8 +253,8 @@ def _add_retrain(subparsers):
                                 '(default: %(default)s)')
     _add_flag(p, 'eval_step_interval', type=int, default=10, metavar='N',
               help='evaluate every N steps (default: %(default)s)')
-    _add_flag(p, 'train_batch_size', type=int, default=100, metavar='B',
-              help='images per training step (default: %(default)s)')
+    _add_flag(p, 'train_batch_size', type=int, default=None, metavar='B',
+              help='images per training step of the SGD head (default: 100)')
     _add_flag(p, 'random_seed', type=int, default=0, metavar='S',
               help='random seed (default: %(default)s)')
     p.add_argument('--no-augment', '--no_augment', dest='augment',
@@ -262,14 +269,19 @@ def _add_retrain(subparsers):
 def _run_retrain(args):
     # The old tool's option names map onto the Python API's here, and
     # only here.
+    sgd_flags = {'steps': args.how_many_training_steps,
+                 'learning_rate': args.learning_rate,
+                 'batch_size': args.train_batch_size}
+    head = args.head
+    if head is None and any(v is not None for v in sgd_flags.values()):
+        head = 'sgd'       # the old tool's flags ask for the old tool's head
     with _RetrainPrinter(args.architecture) as printer:
         result = retrain(
             args.image_dir, output=args.output_graph,
             labels_output=args.output_labels,
-            architecture=args.architecture,
-            steps=args.how_many_training_steps,
-            learning_rate=args.learning_rate,
-            batch_size=args.train_batch_size,
+            architecture=args.architecture, head=head,
+            ood_false_alarm_rate=args.ood_false_alarm_rate,
+            **{k: v for k, v in sgd_flags.items() if v is not None},
             testing_percentage=args.testing_percentage,
             validation_percentage=args.validation_percentage,
             bottleneck_dir=args.bottleneck_dir,

@@ -31,8 +31,11 @@ the milliseconds of the forward pass.  Fitting costs one SVD of the
 training features (a fraction of a second for a few thousand vectors).
 
 The threshold above which an image counts as "unlike the training
-images" is chosen on held-out in-distribution images
-(`FeatureDensity.choose_threshold`): twice their 99 % quantile.
+images" is chosen on held-out in-distribution images.
+`~astroclusterclf.retrain` sets it at a stated false-alarm rate: the
+95 % quantile (by default) of out-of-fold scores of the training images
+(see `astroclusterclf.retrain.fit_trust`);
+`FeatureDensity.choose_threshold` takes any quantile and a margin.
 
 What it cannot do: it tells "unlike the training set", not "wrong".  An
 image of a kind absent from training that happens to share its features

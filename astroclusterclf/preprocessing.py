@@ -503,9 +503,11 @@ def normalize(data, *, settings=None, name='<array>'):
         n_inf = planes.size - int(finite.sum()) - n_nan
         warnings.warn(
             f'{name}: {n_nan} NaN and {n_inf} infinite pixel value(s) out of '
-            f'{planes.size} were left out of the interval and filled',
+            f'{planes.size} were left out of the interval and filled (from the '
+            'local background; +inf as the brightest pixel)',
             NonFinitePixelWarning, stacklevel=2)
         finite_mask = finite
+        planes = _fill_from_background(planes, finite)
     else:
         finite_mask = None
 
@@ -575,13 +577,50 @@ def _finite_values(plane, mask):
     return plane.ravel() if mask is None else plane[mask]
 
 
-def _fill_nonfinite(plane, mask, low, high):
-    """Fill non-finite pixels: NaN and -inf with ``low``, +inf with
-    ``high`` (in place)."""
-    if mask is not None:
+#: Side in pixels of the boxes in which the background of masked pixels
+#: is estimated.
+FILL_BOX = 16
+
+
+def _fill_from_background(planes, finite):
+    """A copy of ``planes`` whose non-finite pixels are filled.
+
+    NaN and -inf pixels (masked, blank, holes) get the local background:
+    the median of the finite pixels of their `FILL_BOX` box (the band's
+    median where a box is less than a quarter finite), plus Gaussian noise
+    of the band's robust standard deviation (1.4826 MAD), drawn from a
+    fixed seed so that a file always gives the same tensor.  A hole then
+    looks like sky rather than a black patch, which neither the classifier
+    nor the out-of-distribution score was trained on.  +inf pixels
+    (saturated) get the band's brightest finite value.
+    """
+    out = planes.copy()
+    rng = np.random.default_rng(0)
+    b = FILL_BOX
+    for plane, ok in zip(out, finite):
+        if ok.all():
+            continue
+        values = plane[ok]
+        if values.size == 0:     # a band without a finite pixel
+            plane[...] = 0.0
+            continue
+        median = float(np.median(values))
+        sigma = 1.4826 * float(np.median(np.abs(values - median)))
+        ny, nx = plane.shape
+        by, bx = -(-ny // b), -(-nx // b)
+        padded = np.full((by * b, bx * b), np.nan)
+        padded[:ny, :nx] = np.where(ok, plane, np.nan)
+        cells = padded.reshape(by, b, bx, b).swapaxes(1, 2).reshape(by, bx, b * b)
+        enough = np.isfinite(cells).sum(axis=-1) >= (b * b) // 4
+        local = np.full((by, bx), median)
+        if enough.any():
+            local[enough] = np.nanmedian(cells[enough], axis=-1)
+        local = np.repeat(np.repeat(local, b, axis=0), b, axis=1)[:ny, :nx]
         positive_inf = plane == np.inf
-        plane[~mask] = low
-        plane[positive_inf] = high
+        holes = ~ok & ~positive_inf
+        plane[holes] = local[holes] + sigma * rng.standard_normal(int(holes.sum()))
+        plane[positive_inf] = values.max()
+    return out
 
 
 def _scale_band(plane, mask, interval, stretch):
@@ -593,7 +632,6 @@ def _scale_band(plane, mask, interval, stretch):
         out /= vmax - vmin
     else:  # constant image
         out[...] = 0.0
-    _fill_nonfinite(out, mask, 0.0, 1.0)
     np.clip(out, 0.0, 1.0, out=out)
     return stretch(out, clip=True, out=out)
 
@@ -617,7 +655,6 @@ def _lupton(planes, mask, interval, stretch):
         vmin, vmax = _limits(values, interval)
         widths.append(vmax - vmin)
         np.subtract(plane, vmin, out=shifted[i])
-        _fill_nonfinite(shifted[i], band_mask, 0.0, vmax - vmin)
     np.maximum(shifted, 0.0, out=shifted)
     intensity = shifted.mean(axis=0)
     high = float(np.mean(widths))

@@ -40,23 +40,26 @@ from astropy.utils.exceptions import AstropyDeprecationWarning
 from . import backbones
 from ._atomic import atomic_write, check_writable, os_error_message
 from .augment import N_VARIANTS
-from .bottlenecks import BottleneckCache
 from .classifier import ClusterClassifier
 from .datasets import SPLITS, create_image_lists
 from .calibration import (calibrate_probabilities, expected_calibration_error,
-                          fit_temperature, negative_log_likelihood)
+                          fit_calibration, floor_probabilities,
+                          negative_log_likelihood)
 from .exceptions import (AstroClusterClfError, DatasetError, OutputError,
                          ParameterError)
 from .io import image_geometry
-from .ood import DEFAULT_MARGIN, DEFAULT_QUANTILE, FeatureDensity
+from .heads import cross_validate_head
+from .ood import DEFAULT_MARGIN, FeatureDensity
 from .finetune import fine_tune as fine_tune_model
 from .forward import forward_function
 from .parallel import prefetch_map
 from .plotting import plot_reliability_diagram
 from .preprocessing import NormalizationSettings, fits_to_rgb
-from .selection import default_candidates, select
+from .selection import Candidate, compare, default_candidates, embed_views
 
-__all__ = ['retrain', 'RetrainResult', 'EvalStep']
+__all__ = ['retrain', 'RetrainResult', 'RetrainConfig', 'EvalStep', 'Embedding',
+           'FittedHead', 'embed_images', 'fit_head', 'build_model', 'fit_trust',
+           'evaluate', 'make_classifier', 'write_outputs']
 
 log = logging.getLogger(__name__)
 
@@ -138,14 +141,19 @@ class RetrainResult:
     reliability_plot : `~pathlib.Path` or None
         The reliability diagram written (with matplotlib installed).
     selection : `~astropy.table.Table` or None
-        With ``architecture='auto'``: the cross-validated accuracy of each
-        candidate backbone and normalization, and which was chosen (see
-        `astroclusterclf.selection.Selection`).
+        With ``architecture='auto'``: the cross-validated log-loss and
+        accuracy of each candidate view or blend, and which was chosen
+        (see `astroclusterclf.selection.Selection`).
     fine_tuning : dict or None
         With ``fine_tune=True``: which model was kept (``'kept'``:
         ``'fine-tuned'`` or ``'head-only'``), the validation loss of each
         (``val_loss_head``, ``val_loss_fine_tuned``) and the step of the
         best fine-tuned weights (``best_step``).
+    head : str
+        The head fitted (``'logistic'`` or ``'sgd'``).
+    candidates : `~astropy.table.Table` or None
+        The cross-validated figures of every candidate compared (the
+        named architecture alone when it was given).
     """
 
     labels: list
@@ -166,6 +174,8 @@ class RetrainResult:
     reliability_plot: Path = None
     selection: object = None
     fine_tuning: dict = None
+    head: str = 'logistic'
+    candidates: object = None
 
     @property
     def output_graph(self):
@@ -199,19 +209,29 @@ class RetrainResult:
         """Return the final report as text (what the CLI prints)."""
         lines = []
         n_test = int(self.confusion_matrix.sum())
-        if self.selection is not None:
-            t = self.selection
-            if t.meta.get('note'):
-                lines.append(f'Backbone and normalization: {t["candidate"][t["chosen"]][0]} '
-                             f'({t.meta["note"]})')
+        t = self.candidates if self.candidates is not None else self.selection
+        c = self.calibration or {}
+        if t is not None:
+            chosen = t['candidate'][t['chosen']][0]
+            if t.meta.get('note') or not t.meta.get('n_folds'):
+                lines.append(f'Features and head: {chosen} '
+                             f'({t.meta.get("note") or "too few images to cross-validate"})')
             else:
-                lines.append(f'Backbone and normalization chosen by {t.meta["n_folds"]}-fold '
-                             f'cross-validation on {t.meta["n_images"]} training and '
-                             'validation images:')
-            for row in ([] if t.meta.get('note') else t):
-                mark = '*' if row['chosen'] else ' '
-                lines.append(f' {mark} {row["candidate"]:<34s} accuracy '
-                             f'{row["cv_accuracy"]:.3f}  error {row["cv_error"]:.4f}')
+                what = ('Features chosen' if len(t) > 1 else 'Head regularization chosen')
+                lines.append(f'{what} by {t.meta["n_folds"]}-fold cross-validation '
+                             '(log-loss of the logistic recipe) on '
+                             f'{t.meta["n_images"]} images:')
+                final = f'final {self.head} head, on the held-out test images'
+                width = max(len(final), *(len(str(name)) for name in t['candidate']))
+                lines.append(f'   {"candidate":<{width}s} {"log-loss":>8s} {"accuracy":>8s}')
+                for row in t:
+                    mark = '*' if row['chosen'] else ' '
+                    lines.append(f' {mark} {row["candidate"]:<{width}s} '
+                                 f'{row["cv_log_loss"]:8.4f} {row["cv_accuracy"]:8.3f}')
+                if n_test:
+                    lines.append(f'   {final:<{width}s} '
+                                 f'{c.get("test_log_loss", float("nan")):8.4f} '
+                                 f'{self.test_accuracy:8.3f}')
         if self.fine_tuning is not None:
             f = self.fine_tuning
             lines.append(f'Fine-tuning: kept the {f["kept"]} model (validation loss '
@@ -232,16 +252,25 @@ class RetrainResult:
                              f'({row["probability"]:.5f})')
         else:
             lines.append('Misclassified test images: none')
-        c = self.calibration
         if c:
-            lines.append(f'Calibration: temperature {c["temperature"]:.3f}, fitted on '
-                         f'{c["source"]} (N={c["n"]})')
+            if c.get('method', 'temperature') == 'temperature':
+                lines.append(f'Calibration: temperature {c["temperature"]:.3f}, fitted on '
+                             f'{c["source"]} (N={c["n"]}; {c.get("reason")})')
+            else:
+                lines.append(f'Calibration: no temperature ({c.get("reason")}); the '
+                             'regularized head\'s own probabilities, checked on '
+                             f'{c["source"]} (N={c["n"]})')
+            if c.get('warning'):
+                lines.append(f'WARNING: {c["warning"]}')
             lines.append(f'Test expected calibration error (10 bins) '
                          f'{c["test_ece_before"]:.3f} -> {c["test_ece_after"]:.3f}, '
                          f'negative log-likelihood {c["test_nll_before"]:.3f} -> '
                          f'{c["test_nll_after"]:.3f} (before -> after calibration)')
-            lines.append(f'Out-of-distribution threshold {c["ood_threshold"]:.3g}: '
-                         f'{c["test_flagged_ood"]} of {n_test} test images above it')
+            rate = c.get('ood_false_alarm_rate')
+            rate_text = '' if rate is None else f' (false-alarm rate {rate:.0%})'
+            lines.append(f'Out-of-distribution threshold {c["ood_threshold"]:.3g}'
+                         f'{rate_text}: {c["test_flagged_ood"]} of {n_test} test images '
+                         'above it')
         if self.skipped:
             lines.append(f'Skipped unreadable files ({len(self.skipped)}):')
             lines.extend(f'  {path}: {reason}'
@@ -477,72 +506,6 @@ def _sgd(params, x_train, y_train, *, steps, batch_size, learning_rate, rng,
     return params
 
 
-#: Held-out images needed to calibrate on the validation split alone;
-#: with fewer, out-of-fold predictions over the training images are used.
-MIN_HELD_OUT = 50
-
-#: Folds of the out-of-fold predictions.
-N_FOLDS = 5
-
-
-def _fit_trust(head_probs, initial, x_train, y_train, x_val, y_val, *, steps,
-               batch_size, learning_rate, seed, d_train=None, d_val=None):
-    """Fit the calibration temperature and the out-of-distribution
-    description with its threshold, on held-out predictions.
-
-    ``x_train`` is ``(N, n_variants, d)``, ``x_val`` ``(M, d)``;
-    ``head_probs(features)`` gives the trained head's probabilities and
-    ``initial`` its initial weights (for the out-of-fold refits).
-    ``d_train``, ``d_val`` are the features the out-of-distribution
-    description is fitted on (default: ``x_train``, ``x_val``).
-    Returns ``(temperature, density, info)``.
-    """
-    d_train = x_train if d_train is None else d_train
-    d_val = x_val if d_val is None else d_val
-    density = FeatureDensity.fit(d_train.reshape(-1, d_train.shape[-1]))
-    if len(y_val) >= MIN_HELD_OUT:
-        held_probs = head_probs(x_val)
-        held_y = y_val
-        held_scores = density.score(d_val)
-        source = 'validation split'
-    else:
-        # Out-of-fold: each training image is predicted (and scored) by a
-        # head (and a description) fitted without it; folds stratified by
-        # class, with all variants of an image in the same fold.
-        n_folds = min(N_FOLDS, int(np.bincount(y_train).min()))
-        if n_folds < 2:
-            info = {'source': 'none (too few images)', 'n': 0}
-            return 1.0, replace(density, threshold=float(
-                DEFAULT_MARGIN * np.quantile(density.score(d_train[:, 0]), 0.99))), info
-        rng = np.random.default_rng(seed + 7)
-        fold = np.empty(len(y_train), int)
-        for c in np.unique(y_train):
-            members = rng.permutation(np.flatnonzero(y_train == c))
-            fold[members] = np.arange(len(members)) % n_folds
-        held_probs = np.zeros((len(y_train), initial[-1][0].shape[1]))
-        held_scores = np.zeros(len(y_train))
-        n_var = x_train.shape[1]
-        for k in range(n_folds):
-            inside, outside = fold != k, fold == k
-            params = _sgd([[w.copy() for w in layer] for layer in initial],
-                          x_train[inside].reshape(-1, x_train.shape[-1]),
-                          np.repeat(y_train[inside], n_var), steps=steps,
-                          batch_size=batch_size, learning_rate=learning_rate,
-                          rng=np.random.default_rng(seed + 11 + k))
-            held_probs[outside] = _head_forward(params, x_train[outside, 0])[1]
-            fold_density = FeatureDensity.fit(
-                d_train[inside].reshape(-1, d_train.shape[-1]))
-            held_scores[outside] = fold_density.score(d_train[outside, 0])
-        held_y = y_train
-        source = f'out-of-fold predictions ({n_folds} folds) over the training images'
-    with np.errstate(divide='ignore'):
-        logits = np.log(np.clip(held_probs, 1e-300, None))
-    temperature = fit_temperature(logits, held_y)
-    threshold = float(DEFAULT_MARGIN * np.quantile(held_scores, DEFAULT_QUANTILE))
-    info = {'source': source, 'n': int(len(held_y))}
-    return temperature, replace(density, threshold=threshold), info
-
-
 def _frames(paths):
     """What the training frames are like: their sizes in pixels and, for
     those with a celestial WCS, their pixel scales (median and range)."""
@@ -580,6 +543,659 @@ def _load_images(paths, settings):
     return np.stack(images) if images else None
 
 
+#: Default fraction of held-out training-like images that the
+#: out-of-distribution threshold flags (its false-alarm rate).
+OOD_FALSE_ALARM_RATE = 0.05
+
+#: Principal axes of the out-of-distribution description (at most; see
+#: `~astroclusterclf.ood.FeatureDensity.fit`).
+OOD_AXES = 64
+
+#: The heads `retrain` can fit.
+HEADS = ('logistic', 'sgd')
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """What a `retrain` run does: its parameters, checked, in one object.
+
+    The fields are the keyword arguments of `retrain` (see there); the
+    stage functions of this module each take the config and the results
+    of the stages before them.
+    """
+
+    architecture: str = 'auto'
+    weights: object = 'imagenet'
+    input_size: int = None
+    settings: object = None
+    head: str = None
+    steps: int = 4000
+    batch_size: int = 100
+    learning_rate: float = 0.01
+    validation_percentage: float = 10
+    testing_percentage: float = 10
+    augment: bool = True
+    hidden_units: int = 0
+    fine_tune: bool = False
+    fine_tune_steps: int = 200
+    fine_tune_fraction: float = 1.0
+    fine_tune_learning_rate: float = 1e-4
+    bottleneck_dir: object = None
+    summaries_dir: object = None
+    seed: int = 0
+    eval_interval: int = 10
+    embed_batch_size: int = 32
+    ood_false_alarm_rate: float = OOD_FALSE_ALARM_RATE
+
+    def __post_init__(self):
+        head = self.head
+        if head is None:
+            head = 'sgd' if self.hidden_units else 'logistic'
+        if head not in HEADS:
+            raise ParameterError(f"head must be one of {', '.join(map(repr, HEADS))}, "
+                                 f'got {head!r}')
+        if head == 'logistic' and self.hidden_units:
+            raise ParameterError("hidden_units needs head='sgd' (the logistic head "
+                                 'has no hidden layer)')
+        if not 0 < float(self.ood_false_alarm_rate) < 0.5:
+            raise ParameterError('ood_false_alarm_rate must be between 0 and 0.5, '
+                                 f'got {self.ood_false_alarm_rate!r}')
+        object.__setattr__(self, 'head', head)
+        if isinstance(self.settings, dict):
+            object.__setattr__(self, 'settings',
+                               NormalizationSettings.from_dict(self.settings))
+
+    @property
+    def auto(self):
+        """Whether the views are chosen by cross-validation."""
+        return isinstance(self.architecture, str) and self.architecture == 'auto'
+
+    @property
+    def pools_validation(self):
+        """Whether the validation images join the training images (the
+        logistic head cross-validates on both; the SGD head and
+        fine-tuning monitor the validation split)."""
+        return self.head == 'logistic' and not self.fine_tune
+
+    def candidates(self):
+        """The views and blends to compare (one for a named architecture)."""
+        if self.auto:
+            candidates = default_candidates(self.settings, self.input_size)
+            if self.head != 'logistic' or self.fine_tune:
+                # Only a single view can be fine-tuned or given an SGD head.
+                candidates = [c for c in candidates if len(c.views) == 1]
+            return candidates
+        return [Candidate(self.architecture, self.settings or NormalizationSettings(),
+                          self.input_size)]
+
+
+@dataclass
+class Embedding:
+    """The features of a run (the result of `embed_images`).
+
+    Attributes
+    ----------
+    labels : list of str
+    views : list of `~astroclusterclf.selection.Candidate`
+        Every view of the candidates.
+    pool_paths, pool_y : list, `~numpy.ndarray`
+        The images the head is fitted on (training, and validation when
+        pooled) and their classes.
+    pool : dict
+        ``{view: (N, n_variants, d)}`` their features.
+    val_paths, val_y, val : list, `~numpy.ndarray`, dict
+        The validation images kept apart (SGD head, fine-tuning), features
+        ``{view: (M, d)}``.
+    test_paths, test_y, test : list, `~numpy.ndarray`, dict
+        The test images and ``{view: (K, d)}``.
+    ood_pool, ood_val, ood_test : `~numpy.ndarray`
+        The same images in the out-of-distribution view (see
+        `OOD_BACKBONE`).
+    ood_weights_id : str
+    ood_settings : `~astroclusterclf.NormalizationSettings`
+    counts : dict
+        ``{split: {label: n}}`` of readable images.
+    skipped : list of (path, reason)
+    n_computed, n_cached : int
+    """
+
+    labels: list
+    views: list
+    pool_paths: list
+    pool_y: np.ndarray
+    pool: dict
+    val_paths: list
+    val_y: np.ndarray
+    val: dict
+    test_paths: list
+    test_y: np.ndarray
+    test: dict
+    ood_pool: np.ndarray
+    ood_val: np.ndarray
+    ood_test: np.ndarray
+    ood_weights_id: str
+    ood_settings: object
+    counts: dict
+    skipped: list
+    n_computed: int
+    n_cached: int
+
+
+@dataclass
+class FittedHead:
+    """The head stage's result (`fit_head`).
+
+    Attributes
+    ----------
+    candidate : `~astroclusterclf.selection.Candidate` or `~astroclusterclf.selection.Blend`
+    model : `keras.Model`
+        Backbone(s) + head: what the model file holds.
+    predict : callable
+        ``predict({view: (N, d) features})`` -> probabilities, in NumPy.
+    oof_probabilities : `~numpy.ndarray` or None
+        Held-out probabilities of the pool images.
+    folds : `~numpy.ndarray` or None
+        Their folds.
+    selection : `~astroclusterclf.selection.Selection`
+    history : list of `EvalStep`
+    fine_tuning : dict or None
+    features_of : callable or None
+        After fine-tuning: ``features_of(paths)`` in the fine-tuned
+        backbone.
+    """
+
+    candidate: object
+    model: object
+    predict: object
+    oof_probabilities: object
+    folds: object
+    selection: object
+    history: list
+    fine_tuning: dict = None
+    features_of: object = None
+
+
+def _stack(features, paths, length, n_variants=None):
+    if paths:
+        x = np.stack([features[p] for p in paths])
+        return x if n_variants else x[:, 0]
+    return np.zeros((0, n_variants, length) if n_variants else (0, length), np.float32)
+
+
+def embed_images(config, lists, *, progress=None):
+    """Embed the images of every view (and of the out-of-distribution view)
+    through the bottleneck cache.
+
+    Parameters
+    ----------
+    config : `RetrainConfig`
+    lists : `~astroclusterclf.datasets.ImageLists`
+        The split (`~astroclusterclf.datasets.create_image_lists`).
+    progress : callable, optional
+        ``progress(done, total)`` while features are computed.
+
+    Returns
+    -------
+    embedding : `Embedding`
+
+    Raises
+    ------
+    DatasetError
+        A class without any readable training image.
+    """
+    views = []
+    for candidate in config.candidates():
+        views += [v for v in candidate.views if v not in views]
+    variants = tuple(range(N_VARIANTS)) if config.augment else (0,)
+    pool_splits = ('training', 'validation') if config.pools_validation else ('training',)
+    requests = [(Path(p), variants if s in pool_splits else (0,), s, y)
+                for s in SPLITS for p, y in lists.files(s)]
+    paths = [r[0] for r in requests]
+    kwargs = dict(variants=[r[1] for r in requests], bottleneck_dir=config.bottleneck_dir,
+                  batch_size=config.embed_batch_size, progress=progress)
+    features, results = embed_views(paths, views, **kwargs)
+    ood_view = Candidate(OOD_BACKBONE, ood_view_settings(_sized(views[0])),
+                         OOD_INPUT_SIZE)
+    same = [v for v in views if v.architecture == OOD_BACKBONE
+            and _sized(v) == _sized(ood_view)]
+    if same:        # one of the model's own views: nothing more to compute
+        ood_features, ood_results = features[same[0]], {}
+    else:
+        ood, ood_results = embed_views(paths, [ood_view], **kwargs)
+        ood_features = ood[ood_view]
+    readable = set(next(iter(features.values()))) & set(ood_features)
+    by_split = {s: [(p, y) for p, _, s2, y in requests if s2 == s and p in readable]
+                for s in SPLITS}
+    pool_rows = [row for s in pool_splits for row in by_split[s]]
+    pool_paths = [p for p, _ in pool_rows]
+    val_rows = [] if config.pools_validation else by_split['validation']
+    val_paths = [p for p, _ in val_rows]
+    test_paths = [p for p, _ in by_split['testing']]
+    n_var = len(variants)
+    lengths = {v: _feature_length(features[v]) for v in views}
+    ood_length = _feature_length(ood_features)
+    counts = {s: {label: sum(1 for _, y in by_split[s] if y == i)
+                  for i, label in enumerate(lists.labels)} for s in SPLITS}
+    empty = [label for label in lists.labels
+             if counts['training'][label] == 0]
+    if empty:
+        raise DatasetError(f'{lists.image_dir}: no readable training image in class(es) '
+                           + ', '.join(repr(e) for e in empty))
+    all_results = list(results.values()) + list(ood_results.values())
+    return Embedding(
+        labels=list(lists.labels), views=views, pool_paths=pool_paths,
+        pool_y=np.array([y for _, y in pool_rows], np.int64),
+        pool={v: _stack(features[v], pool_paths, lengths[v], n_var) for v in views},
+        val_paths=val_paths, val_y=np.array([y for _, y in val_rows], np.int64),
+        val={v: _stack(features[v], val_paths, lengths[v]) for v in views},
+        test_paths=test_paths, test_y=np.array([y for _, y in by_split['testing']], np.int64),
+        test={v: _stack(features[v], test_paths, lengths[v]) for v in views},
+        ood_pool=_stack(ood_features, pool_paths, ood_length, n_var),
+        ood_val=_stack(ood_features, val_paths, ood_length),
+        ood_test=_stack(ood_features, test_paths, ood_length),
+        ood_weights_id=backbones.weights_id(OOD_BACKBONE),
+        ood_settings=ood_view.settings.replace(size=(OOD_INPUT_SIZE, OOD_INPUT_SIZE)),
+        counts=counts,
+        skipped=list({p: r for res in all_results for p, r in res.skipped}.items()),
+        n_computed=sum(r.n_computed for r in all_results),
+        n_cached=sum(r.n_cached for r in all_results))
+
+
+def _sized(view):
+    """The normalization of a view at its backbone's input size."""
+    spec = backbones.get_spec(view.architecture)
+    size = view.input_size or spec.input_size
+    return view.settings.replace(size=(size, size))
+
+
+def _feature_length(features):
+    """The feature length of a ``{path: (n_variants, d)}`` dict (0 if empty)."""
+    for value in features.values():
+        return value.shape[-1]
+    return 0
+
+
+def _view_backbone(view, weights, *, trainable=False):
+    spec = backbones.get_spec(view.architecture)
+    size = None if view.input_size in (None, spec.input_size) else view.input_size
+    if trainable:
+        return backbones.get_backbone(spec.name, weights=weights, trainable=True,
+                                      input_size=size)
+    return backbones.shared_backbone(spec.name, weights, size)
+
+
+def _dense_head(kernel, bias, *, name='head'):
+    """A one-layer Keras head with given weights."""
+    import keras
+
+    inputs = keras.Input((kernel.shape[0],), name='bottleneck')
+    dense = keras.layers.Dense(kernel.shape[1], activation='softmax',
+                               name='probabilities')
+    model = keras.Model(inputs, dense(inputs), name=name)
+    dense.set_weights([kernel, bias])
+    return model
+
+
+def build_model(candidate, heads, *, weights='imagenet'):
+    """The Keras model of a candidate with its fitted logistic heads.
+
+    Parameters
+    ----------
+    candidate : `~astroclusterclf.selection.Candidate` or `~astroclusterclf.selection.Blend`
+        Its views are the model's inputs, in order.
+    heads : list of `~astroclusterclf.heads.LogisticHead`
+        One per group of the candidate.
+    weights : str, optional
+        Backbone weights.
+
+    Returns
+    -------
+    model : `keras.Model`
+        ``head(backbone(image))`` for one view (as the model files of
+        earlier versions); for several, one input per view and the
+        average of the groups' heads.
+    """
+    import keras
+
+    views = candidate.views
+    sizes = [_sized(v).size[0] for v in views]
+    names = ['image'] + [f'image_{i}' for i in range(1, len(views))]
+    inputs = [keras.Input((s, s, 3), name=n) for s, n in zip(sizes, names)]
+    features = [_view_backbone(v, weights)(x) for v, x in zip(views, inputs)]
+    outputs = []
+    for k, (group, head) in enumerate(zip(candidate.groups, heads)):
+        x = (features[group[0]] if len(group) == 1 else
+             keras.layers.Concatenate(name=f'features_{k}')([features[i] for i in group]))
+        outputs.append(_dense_head(*head.dense_weights(),
+                                   name='head' if len(heads) == 1 else f'head_{k}')(x))
+    output = (outputs[0] if len(outputs) == 1
+              else keras.layers.Average(name='mean_probabilities')(outputs))
+    arch = '_'.join(dict.fromkeys(v.architecture for v in views))
+    return keras.Model(inputs[0] if len(inputs) == 1 else inputs, output,
+                       name=f'astroclusterclf_{arch}')
+
+
+def _blend_predict(candidate, heads):
+    def predict(features):
+        probs = [head.predict_proba(np.concatenate(
+                 [features[candidate.views[i]] for i in group], axis=-1))
+                 for group, head in zip(candidate.groups, heads)]
+        return np.mean(probs, axis=0)
+    return predict
+
+
+def _sgd_oof(head, initial, x, y, folds, config):
+    """Held-out probabilities of the SGD head over the grouped folds."""
+    oof = np.zeros((len(y), initial[-1][0].shape[1]))
+    n_var = x.shape[1]
+    for k in np.unique(folds):
+        inside, held = folds != k, folds == k
+        params = _sgd([[w.copy() for w in layer] for layer in initial],
+                      x[inside].reshape(-1, x.shape[-1]), np.repeat(y[inside], n_var),
+                      steps=int(config.steps), batch_size=int(config.batch_size),
+                      learning_rate=config.learning_rate,
+                      rng=np.random.default_rng(int(config.seed) + 11 + int(k)))
+        oof[held] = _head_forward(params, x[held, 0])[1]
+    return oof
+
+
+def fit_head(config, embedding, *, callback=None):
+    """Choose the candidate and fit its head (the select and fit stages).
+
+    The logistic head is the one the selection cross-validated, refitted
+    on the pool; the SGD head (``head='sgd'``) is trained as the old tool
+    did on the view the selection chose.  With ``fine_tune`` the backbone
+    is then fine-tuned (`astroclusterclf.finetune`).
+
+    Parameters
+    ----------
+    config : `RetrainConfig`
+    embedding : `Embedding`
+    callback : callable, optional
+        Called with an `EvalStep` at every evaluation (SGD, fine-tuning).
+
+    Returns
+    -------
+    fitted : `FittedHead`
+    """
+    import keras
+
+    candidates = config.candidates()
+    y = embedding.pool_y
+    n_classes = len(embedding.labels)
+    selection = compare(embedding.pool, y, candidates, seed=int(config.seed))
+    chosen = selection.chosen
+    log.info('head: %s on %s', config.head, chosen.name)
+    history = []
+    evaluator = _Evaluator(config.summaries_dir, callback, history)
+    try:
+        if config.head == 'logistic':
+            heads = selection.heads
+            oof = selection.oof_probabilities
+            predict = _blend_predict(chosen, heads)
+            model = build_model(chosen, heads, weights=config.weights)
+            folds = selection.folds
+        else:
+            view = chosen.views[0]
+            x = embedding.pool[view]
+            head = _build_head(x.shape[-1], n_classes, hidden_units=config.hidden_units,
+                               seed=int(config.seed))
+            initial = _train_head(head, x.reshape(-1, x.shape[-1]),
+                                  np.repeat(y, x.shape[1]), embedding.val[view],
+                                  embedding.val_y, steps=int(config.steps),
+                                  batch_size=int(config.batch_size),
+                                  learning_rate=config.learning_rate,
+                                  eval_interval=config.eval_interval,
+                                  rng=np.random.default_rng(config.seed), evaluator=evaluator)
+            folds = selection.folds
+            oof = None if folds is None else _sgd_oof(head, initial, x, y, folds, config)
+
+            def predict(features, head=head, view=view):
+                if not len(features[view]):
+                    return np.zeros((0, n_classes))
+                return np.asarray(head(np.asarray(features[view], np.float32),
+                                       training=False), np.float64)
+            inputs = keras.Input(_sized(view).size + (3,), name='image')
+            model = keras.Model(inputs, head(_view_backbone(view, config.weights)(inputs)),
+                                name=f'astroclusterclf_{view.architecture}')
+        fitted = FittedHead(chosen, model, predict, oof, folds, selection, history)
+        if config.fine_tune:
+            _fine_tune(config, embedding, fitted, evaluator)
+    finally:
+        evaluator.close()
+    return fitted
+
+
+def _fine_tune(config, embedding, fitted, evaluator):
+    """Fine-tune the single view of ``fitted`` in place (see `fit_head`)."""
+    import keras
+
+    view = fitted.candidate.views[0]
+    settings = _sized(view)
+    head = [layer for layer in fitted.model.layers if isinstance(layer, keras.Model)][-1]
+    backbone = _view_backbone(view, config.weights, trainable=True)
+    inputs = keras.Input(settings.size + (3,), name='image')
+    model = keras.Model(inputs, head(backbone(inputs)),
+                        name=f'astroclusterclf_{view.architecture}')
+    x_images = _load_images(embedding.pool_paths, settings)
+    val_images = _load_images(embedding.val_paths, settings)
+    if val_images is None:
+        val_images = np.zeros((0,) + settings.size + (3,), np.float32)
+    y = embedding.pool_y
+    n_classes = len(embedding.labels)
+    info = fine_tune_model(
+        model, backbone, head, x_images, y, val_images, embedding.val_y,
+        steps=int(config.fine_tune_steps), batch_size=min(int(config.batch_size), 16),
+        learning_rate=float(config.fine_tune_learning_rate),
+        eval_interval=max(1, min(int(config.eval_interval), int(config.fine_tune_steps))),
+        rng=np.random.default_rng(config.seed), evaluator=evaluator,
+        first_step=int(config.steps) if config.head == 'sgd' else 0,
+        fraction=config.fine_tune_fraction, class_weight=_class_weights(y, n_classes))
+    backbone.trainable = False
+    model.trainable = False
+    fitted.fine_tuning = info
+    if info['kept'] != 'fine-tuned':
+        return
+    fitted.model = model
+    # The backbone changed: the cached bottlenecks are not its features.
+    embed = forward_function(backbone)
+
+    def features_of(images):
+        if images is None or not len(images):
+            return np.zeros((0, view_length))
+        return np.concatenate([np.asarray(embed(images[i:i + config.embed_batch_size]))
+                               for i in range(0, len(images), config.embed_batch_size)])
+    view_length = embedding.pool[view].shape[-1]
+    f_pool = features_of(x_images)
+    embedding.pool = {view: f_pool[:, None, :]}
+    embedding.val = {view: features_of(val_images)}
+    embedding.test = {view: features_of(_load_images(embedding.test_paths, settings))}
+
+    def predict(features):
+        if not len(features[view]):
+            return np.zeros((0, n_classes))
+        return np.asarray(head(np.asarray(features[view], np.float32), training=False),
+                          np.float64)
+    fitted.predict = predict
+    if fitted.folds is not None:
+        # Held-out figures of the same kind of head on the new features.
+        if config.head == 'logistic':
+            cv = cross_validate_head(f_pool, y, Cs=[fitted.selection.heads[0].C],
+                                     seed=int(config.seed), n_classes=n_classes,
+                                     refit=False)
+            fitted.oof_probabilities, fitted.folds = cv.oof_probabilities, cv.folds
+        else:
+            dense = [layer for layer in head.layers if isinstance(layer, keras.layers.Dense)]
+            initial = [[np.asarray(v, np.float32) for v in layer.get_weights()]
+                       for layer in dense]
+            fitted.oof_probabilities = _sgd_oof(head, initial, f_pool[:, None, :], y,
+                                                fitted.folds, config)
+
+
+def fit_trust(config, embedding, fitted):
+    """Calibrate the head and describe the training features (the trust
+    stage).
+
+    - The temperature is fitted on the held-out probabilities of the
+      head (`~astroclusterclf.calibration.fit_calibration`, which falls
+      back to no temperature on separable or small sets).
+    - The out-of-distribution description (`~astroclusterclf.ood`) is
+      fitted on the pool images in the `OOD_BACKBONE` view; its threshold
+      is the ``1 - ood_false_alarm_rate`` quantile of the scores of the
+      pool images, each scored by a description fitted without its fold.
+
+    Parameters
+    ----------
+    config : `RetrainConfig`
+    embedding : `Embedding`
+    fitted : `FittedHead`
+
+    Returns
+    -------
+    temperature : float
+    density : `~astroclusterclf.ood.FeatureDensity`
+        With its threshold.
+    info : dict
+        What the calibration was fitted on and how (``source``, ``n``,
+        ``method``, ``reason``, ``warning``, ``n_errors``), and the
+        threshold's ``ood_false_alarm_rate``.
+    """
+    y = embedding.pool_y
+    d = embedding.ood_pool
+    rate = float(config.ood_false_alarm_rate)
+    if fitted.oof_probabilities is None:
+        density = FeatureDensity.fit(d.reshape(-1, d.shape[-1]))
+        temperature, info = fit_calibration(np.zeros((0, len(embedding.labels))), [])
+        info['source'] = 'none (fewer than two images in a class)'
+        scores = density.score(d[:, 0])
+        threshold = float(DEFAULT_MARGIN * np.quantile(scores, 1 - rate))
+        info['ood_threshold_source'] = (f'{DEFAULT_MARGIN:g} x the {1 - rate:.0%} '
+                                        'quantile of the training images (no folds)')
+    else:
+        folds = fitted.folds
+        # The fold descriptions and the final one keep the same number of
+        # axes (what the smallest fold allows), so that their scores are in
+        # the same units and the quantile carries over.
+        smallest = min(int(np.sum(folds != k)) for k in np.unique(folds)) * d.shape[1]
+        k_axes = int(max(1, min(OOD_AXES, smallest // 8, d.shape[-1] - 1)))
+        density = FeatureDensity.fit(d.reshape(-1, d.shape[-1]), n_components=k_axes)
+        temperature, info = fit_calibration(fitted.oof_probabilities, y)
+        info['source'] = (f'out-of-fold predictions ({int(folds.max()) + 1} folds) over '
+                          f'{len(y)} training images')
+        held = np.zeros(len(y))
+        for k in np.unique(folds):
+            inside = folds != k
+            fold_density = FeatureDensity.fit(d[inside].reshape(-1, d.shape[-1]),
+                                              n_components=k_axes)
+            held[folds == k] = fold_density.score(d[folds == k, 0])
+        threshold = float(np.quantile(held, 1 - rate))
+        info['ood_threshold_source'] = (f'{1 - rate:.0%} quantile of out-of-fold scores '
+                                        f'of {len(y)} training images')
+    info['ood_false_alarm_rate'] = rate
+    return temperature, replace(density, threshold=threshold), info
+
+
+def evaluate(embedding, fitted, temperature, density):
+    """Figures of the final model on the test images (the evaluate stage).
+
+    Parameters
+    ----------
+    embedding : `Embedding`
+    fitted : `FittedHead`
+    temperature : float
+    density : `~astroclusterclf.ood.FeatureDensity`
+
+    Returns
+    -------
+    figures : dict
+        ``raw`` and ``calibrated`` probabilities, ``accuracy``,
+        ``confusion``, ``misclassified`` (a Table), and ``calibration``
+        figures (ECE and NLL before and after, the test images flagged).
+    """
+    labels = embedding.labels
+    n_classes = len(labels)
+    y = embedding.test_y
+    raw = fitted.predict(embedding.test) if len(y) else np.zeros((0, n_classes))
+    probs = floor_probabilities(calibrate_probabilities(raw, temperature))
+    ood = density.score(embedding.ood_test) if len(y) else np.zeros(0)
+    predicted = probs.argmax(axis=1) if len(y) else np.zeros(0, int)
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(confusion, (y, predicted), 1)
+    wrong = np.flatnonzero(predicted != y)
+    misclassified = Table(
+        [[str(embedding.test_paths[i]) for i in wrong], [labels[y[i]] for i in wrong],
+         [labels[predicted[i]] for i in wrong],
+         np.array([probs[i, predicted[i]] for i in wrong], float)],
+        names=('path', 'true_label', 'predicted_label', 'probability'),
+        dtype=(str, str, str, float))
+    figures = dict(
+        test_ece_before=expected_calibration_error(raw, y),
+        test_ece_after=expected_calibration_error(probs, y),
+        test_nll_before=negative_log_likelihood(raw, y),
+        test_nll_after=negative_log_likelihood(probs, y),
+        test_log_loss=negative_log_likelihood(probs, y),
+        test_flagged_ood=int(np.sum(ood > density.threshold)))
+    return dict(raw=raw, calibrated=probs, accuracy=_Evaluator.scores(probs, y)[0],
+                confusion=confusion, misclassified=misclassified, calibration=figures)
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if hasattr(value, 'item'):
+        return value.item()
+    return value
+
+
+def make_classifier(config, embedding, fitted, temperature, density, calibration):
+    """The `~astroclusterclf.ClusterClassifier` of a run, with its metadata.
+
+    Parameters
+    ----------
+    config : `RetrainConfig`
+    embedding : `Embedding`
+    fitted : `FittedHead`
+    temperature : float
+    density : `~astroclusterclf.ood.FeatureDensity`
+    calibration : dict
+        The figures of `fit_trust` and `evaluate`.
+
+    Returns
+    -------
+    classifier : `~astroclusterclf.ClusterClassifier`
+    """
+    views = fitted.candidate.views
+    selection = fitted.selection
+    metadata = {
+        'head': config.head,
+        'backbone_weights': backbones.weights_id(views[0].architecture, config.weights),
+        'ood_view': {'backbone_weights': embedding.ood_weights_id,
+                     'input_size': OOD_INPUT_SIZE,
+                     'settings': embedding.ood_settings.to_dict()},
+        'ood_false_alarm_rate': float(config.ood_false_alarm_rate),
+        'fine_tuned': bool(fitted.fine_tuning is not None
+                           and fitted.fine_tuning['kept'] == 'fine-tuned'),
+        'fine_tuning': fitted.fine_tuning,
+        'training_steps': int(config.steps),
+        'temperature': float(temperature),
+        'calibration': {key: _json_safe(value) for key, value in calibration.items()},
+        'training_frames': _frames(embedding.pool_paths + embedding.val_paths
+                                   + embedding.test_paths),
+        'selection': [{name: _json_safe(row[name]) for name in selection.table.colnames}
+                      for row in selection.table]}
+    if len(views) > 1:
+        metadata['views'] = [
+            {'backbone': v.architecture,
+             'backbone_weights': backbones.weights_id(v.architecture, config.weights),
+             'preprocessing': _sized(v).to_dict()} for v in views]
+        metadata['blend'] = {'name': fitted.candidate.name,
+                             'groups': [list(g) for g in fitted.candidate.groups]}
+    backbone = '+'.join(dict.fromkeys(v.architecture for v in views))
+    return ClusterClassifier(fitted.model, embedding.labels,
+                             settings=_sized(views[0]), backbone=backbone,
+                             metadata=metadata, ood=density)
+
+
 @deprecated_renamed_argument(
     ['output_graph', 'output_labels', 'how_many_training_steps', 'train_batch_size',
      'preprocessing', 'random_seed', 'eval_step_interval'],
@@ -588,14 +1204,19 @@ def _load_images(paths, settings):
     ['0.1'] * 7)
 def retrain(image_dir, *, output=None, labels_output=None,
             architecture='auto', weights='imagenet', input_size=None,
-            settings=None, steps=4000, batch_size=100, learning_rate=0.01,
+            settings=None, head=None, steps=4000, batch_size=100, learning_rate=0.01,
             validation_percentage=10, testing_percentage=10, augment=True,
             hidden_units=0, fine_tune=False, fine_tune_steps=200,
             fine_tune_fraction=1.0, fine_tune_learning_rate=1e-4,
             bottleneck_dir=None, summaries_dir=None, seed=0, eval_interval=10,
-            embed_batch_size=32, callback=None, progress=None,
-            reliability_plot='auto'):
+            embed_batch_size=32, ood_false_alarm_rate=OOD_FALSE_ALARM_RATE,
+            callback=None, progress=None, reliability_plot='auto'):
     """Retrain a classifier on a folder of class sub-folders.
+
+    The run composes the stages of this module: `create_image_lists`
+    (list and split), `embed_images`, `fit_head` (select and fit),
+    `fit_trust` (calibrate and describe), `evaluate`, `make_classifier` and
+    `write_outputs`.
 
     Parameters
     ----------
@@ -603,82 +1224,78 @@ def retrain(image_dir, *, output=None, labels_output=None,
         Folder whose sub-folders are the classes (names may contain
         spaces) holding FITS, PNG, JPEG or TIFF images.
     output : str or `~pathlib.Path`, optional
-        Write the model here: one ``.keras`` file (backbone + head +
+        Write the model here: one ``.keras`` file (backbone(s) + head +
         metadata).  By default nothing is written; the model is
-        ``result.classifier`` (save it later with
-        `~astroclusterclf.ClusterClassifier.save`).
+        ``result.classifier``.
     labels_output : str or `~pathlib.Path`, optional
         Text file to write with one label per line.
-    architecture : str, optional
-        Backbone (see `astroclusterclf.available_backbones`), or
-        ``'auto'`` (default): compare the ImageNet ``efficientnet_lite0``
-        and the astronomy-adapted ``astro_lite0`` backbones, each with the
-        zscale and the 99.5 % percentile interval (only the given
-        ``settings`` when there are some), by cross-validated accuracy on
-        the training and validation images, and use the best (see
-        `astroclusterclf.selection`; the figures are in
-        ``result.selection``).
-    weights : str, optional
-        Backbone weights (``'imagenet'``: each backbone's pretrained
-        ones; another value needs a named ``architecture``).
-    input_size : int, optional
-        Backbone input size in pixels (default: the backbone's own; a
-        smaller size is faster and less accurate).
-    settings : `~astroclusterclf.NormalizationSettings` or dict, optional
-        Normalization (default settings); its size is set to the
-        backbone's input size and it is stored in the model file.
-    steps : int, optional
-        Training steps of the head.
-    batch_size : int, optional
-        Random training vectors per step of the head (``<= 0``: all).
-    learning_rate : float, optional
-        Learning rate of the head's plain SGD (as the old tool).
-    validation_percentage, testing_percentage : float, optional
-        Percentages of each class for the validation and test sets
-        (hash-stable, see `astroclusterclf.datasets`).
-    augment : bool, optional
-        Train on the 8 rotations/flips of each training image (cached
-        like any bottleneck).  The validation and test sets are never
-        augmented.
-    hidden_units : int, optional
-        Add a hidden ReLU layer of this size to the head (0: none).
-    fine_tune : bool, optional
-        After the head, train the backbone with the head on the images
-        (see `astroclusterclf.finetune`): layer-wise learning rates,
-        BatchNorm frozen, rotations/flips plus photometric augmentation,
-        early stopping on the validation loss.  The fine-tuned weights are
-        kept only if they lower the validation loss of the head-only
-        model; ``result.fine_tuning`` says which was kept.
-    fine_tune_steps : int, optional
-        At most this many steps of 16 images (default 200).
-    fine_tune_fraction : float, optional
-        Fraction of the backbone's weighted layers, from the top, that
-        are trained (default 1.0: all but BatchNorm).
-    fine_tune_learning_rate : float, optional
-        Adam learning rate of the head and the top layers (default 1e-4;
-        each lower quarter of the backbone learns 0.3 times as fast as
-        the one above).
-    bottleneck_dir : str or `~pathlib.Path`, optional
-        Feature cache (default ``<cache dir>/bottlenecks``, see
-        `astroclusterclf.config.cache_dir`).
-    summaries_dir : str or `~pathlib.Path`, optional
-        Write TensorBoard scalars to ``summaries_dir/train`` and
-        ``summaries_dir/validation``.
-    seed : int, optional
-        Seed of the head's initial weights and of batch sampling.
-    eval_interval : int, optional
-        Evaluate (and log) every this many steps.
-    embed_batch_size : int, optional
-        Images per backbone forward pass while computing bottlenecks.
     callback : callable, optional
-        Called with an `EvalStep` at every evaluation.
+        Called with an `EvalStep` at every evaluation (SGD head,
+        fine-tuning).
     progress : callable, optional
-        Called as ``progress(done, total)`` while bottlenecks are computed.
+        Called as ``progress(done, total)`` while bottlenecks are computed
+        (with a third argument, the name of the view, where it takes one).
     reliability_plot : str, `~pathlib.Path`, None or ``'auto'``, optional
         Where to draw the reliability diagram of the test set (see
         `~astroclusterclf.plotting.plot_reliability_diagram`).  ``'auto'``
         (default): beside ``output`` as ``<stem>.reliability.png`` when
         matplotlib is installed and there is a test set; `None`: none.
+    architecture : str, optional
+        Backbone (see `astroclusterclf.available_backbones`), or
+        ``'auto'`` (default): compare the views and blends of
+        `astroclusterclf.selection.default_candidates` (the ImageNet
+        ``efficientnet_lite0`` and the astronomy-adapted ``astro_lite0``
+        backbones, the zscale and the 99.5 % percentile intervals, their
+        concatenations and the average of the two backbones) by the
+        cross-validated log-loss of their logistic heads, and use the best
+        (the figures are in ``result.selection``).
+    weights : str, optional
+        Backbone weights (``'imagenet'``: each backbone's pretrained
+        ones; another value needs a named ``architecture``).
+    input_size : int, optional
+        Backbone input size in pixels (default: the backbone's own).
+    settings : `~astroclusterclf.NormalizationSettings` or dict, optional
+        Normalization (default: those the selection compares); its size is
+        set to the backbone's input size and it is stored in the model file.
+    head : {'logistic', 'sgd'}, optional
+        ``'logistic'`` (default): an L2-regularized multinomial logistic
+        regression on standardized features, regularization chosen by
+        cross-validated log-loss on the training and validation images
+        (see `astroclusterclf.heads`); ``'sgd'``: the old tool's softmax
+        head trained by SGD on the training images (default when
+        ``hidden_units`` is set).
+    steps, batch_size, learning_rate : int, int, float, optional
+        Of the SGD head: training steps, random training vectors per step
+        (``<= 0``: all), learning rate.
+    validation_percentage, testing_percentage : float, optional
+        Percentages of each class for the validation and test sets
+        (hash-stable, see `astroclusterclf.datasets`).
+    augment : bool, optional
+        Train on the 8 rotations/flips of each training image (cached
+        like any bottleneck; kept in one fold by the cross-validation).
+        The test set is never augmented.
+    hidden_units : int, optional
+        Add a hidden ReLU layer of this size to the SGD head (0: none).
+    fine_tune : bool, optional
+        After the head, train the backbone with the head (see
+        `astroclusterclf.finetune`); the fine-tuned weights are kept only
+        if they lower the validation loss.  Single views only.
+    fine_tune_steps, fine_tune_fraction, fine_tune_learning_rate : optional
+        At most this many steps of 16 images (200); fraction of the
+        backbone's weighted layers trained (1.0); Adam learning rate (1e-4).
+    bottleneck_dir : str or `~pathlib.Path`, optional
+        Feature cache (default ``<cache dir>/bottlenecks``).
+    summaries_dir : str or `~pathlib.Path`, optional
+        Write TensorBoard scalars (SGD head, fine-tuning) here.
+    seed : int, optional
+        Seed of the folds, the SGD head and batch sampling.
+    eval_interval : int, optional
+        Evaluate (and log) every this many SGD steps.
+    embed_batch_size : int, optional
+        Images per backbone forward pass while computing bottlenecks.
+    ood_false_alarm_rate : float, optional
+        Fraction of held-out training-like images above the
+        out-of-distribution threshold (default 0.05).
 
     Returns
     -------
@@ -691,6 +1308,8 @@ def retrain(image_dir, *, output=None, labels_output=None,
     DatasetError
         Fewer than two classes, an empty class (also after skipping
         unreadable files), or bad percentages.
+    ParameterError
+        An unknown option, backbone or head.
 
     Warns
     -----
@@ -710,275 +1329,95 @@ def retrain(image_dir, *, output=None, labels_output=None,
     >>> from astroclusterclf import make_dataset, retrain
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     _ = make_dataset(tmp, n_per_class=10, size=32, seed=1)
-    ...     result = retrain(tmp, steps=50, input_size=32, augment=False,
-    ...                      testing_percentage=0, validation_percentage=0,
-    ...                      bottleneck_dir=f'{tmp}/cache')
+    ...     result = retrain(tmp, architecture='efficientnet_lite0', input_size=32,
+    ...                      augment=False, testing_percentage=0,
+    ...                      validation_percentage=0, bottleneck_dir=f'{tmp}/cache')
     >>> result.labels, result.output
     (['globular cluster', 'open cluster'], None)
     """
     t0 = time.perf_counter()
-    timings = {}
-    auto = isinstance(architecture, str) and architecture == 'auto'
-    if auto and weights != 'imagenet':
+    arguments = locals()
+    config = RetrainConfig(**{name: arguments[name]
+                              for name in RetrainConfig.__dataclass_fields__})
+    if config.auto and config.weights != 'imagenet':
         raise ParameterError("architecture='auto' compares pretrained "
                              'backbones; name the architecture to use other '
-                             f'weights ({weights!r})')
-    if not auto:
-        backbones.get_spec(architecture)  # an unknown name fails early
+                             f'weights ({config.weights!r})')
+    if not config.auto:
+        backbones.get_spec(config.architecture)  # an unknown name fails early
     if reliability_plot == 'auto':
         reliability_plot = (Path(output).with_suffix('.reliability.png')
                             if output is not None and _has_matplotlib() else None)
-    _check_outputs(output, labels_output, summaries_dir, reliability_plot)
-    lists = create_image_lists(image_dir,
-                               testing_percentage=testing_percentage,
-                               validation_percentage=validation_percentage)
-    labels = lists.labels
-    n_classes = len(labels)
-    selection = None
-    if auto:
-        fit_rows = [row for split in ('training', 'validation')
-                    for row in lists.files(split)]
-        selection = select([p for p, _ in fit_rows],
-                           [y for _, y in fit_rows],
-                           candidates=default_candidates(settings, input_size),
-                           bottleneck_dir=bottleneck_dir, seed=seed,
-                           batch_size=embed_batch_size, progress=progress)
-        architecture = selection.chosen.architecture
-        settings = selection.chosen.settings
-        log.info('architecture auto: chose %s', selection.chosen.name)
-    timings['selection'] = time.perf_counter() - t0
-    spec = backbones.get_spec(architecture)
-    cache = BottleneckCache(bottleneck_dir, architecture=spec.name,
-                            weights=weights, settings=settings,
-                            input_size=input_size)
-    settings = cache.settings
-    size = cache.input_size
-    import keras   # after the checks above: a mistake costs no TensorFlow import
-    size_arg = None if size == spec.input_size else size
-
-    # -- bottlenecks (training set with all variants when augmenting)
-    train_variants = tuple(range(N_VARIANTS)) if augment else (0,)
-    requests = []
-    for split in SPLITS:
-        variants = train_variants if split == 'training' else (0,)
-        requests += [(path, variants, split, y)
-                     for path, y in lists.files(split)]
-    features = cache.get_features([r[0] for r in requests],
-                                  variants=[r[1] for r in requests],
-                                  batch_size=embed_batch_size, progress=progress)
-    n_computed, n_cached = features.n_computed, features.n_cached
-    # The out-of-distribution description is fitted in its own fixed view
-    # (see OOD_BACKBONE); when it is the model's own, the cache answers.
-    ood_cache = BottleneckCache(bottleneck_dir, architecture=OOD_BACKBONE,
-                                settings=ood_view_settings(settings),
-                                input_size=OOD_INPUT_SIZE)
-    if ood_cache.root == cache.root:
-        ood_features = features
-    else:
-        ood_features = ood_cache.get_features(
-            [r[0] for r in requests], variants=[r[1] for r in requests],
-            batch_size=embed_batch_size, progress=progress)
-        n_computed += ood_features.n_computed
-        n_cached += ood_features.n_cached
-    if selection is not None:
-        n_computed += selection.table.meta['n_computed']
-        n_cached += selection.table.meta['n_cached']
+    _check_outputs(output, labels_output, config.summaries_dir, reliability_plot)
+    lists = create_image_lists(image_dir, testing_percentage=config.testing_percentage,
+                               validation_percentage=config.validation_percentage)
+    timings = {}
+    embedding = embed_images(config, lists, progress=progress)
     timings['bottlenecks'] = time.perf_counter() - t0
-
-    data = {}
-    ood_data = {}
-    counts = {}
-    for split in SPLITS:
-        rows = [(path, y) for path, _, s, y in requests
-                if s == split and path in features.features]
-        paths = [p for p, _ in rows]
-        y = np.array([y for _, y in rows], dtype=np.int64)
-        counts[split] = {label: int(np.sum(y == i))
-                         for i, label in enumerate(labels)}
-        if rows:
-            x = np.stack([features.features[p] for p in paths])
-        else:
-            x = np.zeros((0, len(train_variants if split == 'training'
-                                 else (0,)), spec.feature_length),
-                         np.float32)
-        data[split] = (paths, x, y)
-        ood_data[split] = (np.stack([ood_features.features[p] for p in paths])
-                           if rows else np.zeros(x.shape[:2] + (ood_cache.feature_length,),
-                                                 np.float32))
-    empty = [label for label, n in counts['training'].items() if n == 0]
-    if empty:
-        raise DatasetError(
-            f'{image_dir}: no readable training image in class(es) '
-            + ', '.join(repr(e) for e in empty))
-
-    # -- head on bottlenecks
-    t1 = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    _, x_train, y_train = data['training']
-    n_var = x_train.shape[1]
-    x_train_flat = x_train.reshape(-1, spec.feature_length)
-    y_train_flat = np.repeat(y_train, n_var)
-    _, x_val, y_val = data['validation']
-    x_val = x_val[:, 0]
-    head = _build_head(spec.feature_length, n_classes,
-                       hidden_units=hidden_units, seed=int(seed))
-    history = []
-    fine_tuning = None
-    evaluator = _Evaluator(summaries_dir, callback, history)
-    try:
-        initial = _train_head(head, x_train_flat, y_train_flat, x_val, y_val,
-                              steps=int(steps), batch_size=int(batch_size),
-                              learning_rate=learning_rate,
-                              eval_interval=eval_interval, rng=rng,
-                              evaluator=evaluator)
-
-        # -- the full model: backbone + head
-        if fine_tune:
-            backbone = backbones.get_backbone(spec.name, weights=weights,
-                                              trainable=True,
-                                              input_size=size_arg)
-        else:
-            backbone = backbones.shared_backbone(spec.name, weights, size_arg)
-        inputs = keras.Input((size, size, 3),
-                             name='image')
-        model = keras.Model(inputs, head(backbone(inputs)),
-                            name=f'astroclusterclf_{spec.name}')
-
-        test_paths, x_test, y_test = data['testing']
-        if fine_tune:
-            train_paths = data['training'][0]
-            x_images = _load_images(train_paths, settings)
-            val_images = _load_images(data['validation'][0], settings)
-            if val_images is None:
-                val_images = np.zeros((0,) + model.inputs[0].shape[1:],
-                                      np.float32)
-            fine_tuning = fine_tune_model(
-                model, backbone, head, x_images, y_train, val_images, y_val,
-                steps=int(fine_tune_steps),
-                batch_size=min(int(batch_size), 16),
-                learning_rate=float(fine_tune_learning_rate),
-                eval_interval=max(1, min(int(eval_interval),
-                                         int(fine_tune_steps))),
-                rng=rng, evaluator=evaluator, first_step=int(steps),
-                fraction=fine_tune_fraction,
-                class_weight=_class_weights(y_train, n_classes))
-            backbone.trainable = False
-            model.trainable = False
-    finally:
-        evaluator.close()
-    timings['training'] = time.perf_counter() - t1
-
-    # -- trust: calibration, and the description of the training features
-    t_trust = time.perf_counter()
-    if fine_tune:
-        # The backbone changed: the cached bottlenecks are not its features.
-        embed = forward_function(backbone)
-
-        def features_of(images):
-            if images is None or not len(images):
-                return np.zeros((0, spec.feature_length))
-            return np.concatenate([np.asarray(embed(images[i:i + embed_batch_size]))
-                                   for i in range(0, len(images), embed_batch_size)])
-        f_train = features_of(x_images)[:, None, :]
-        f_val = features_of(val_images)
-        f_test = features_of(_load_images(test_paths, settings))
-    else:
-        f_train, f_val, f_test = x_train, x_val, x_test[:, 0]
-
-    def head_probs(features):
-        if not len(features):
-            return np.zeros((0, n_classes))
-        return np.asarray(head(np.asarray(features, np.float32), training=False),
-                          np.float64)
-
-    d_train, d_val, d_test = (ood_data['training'], ood_data['validation'][:, 0],
-                              ood_data['testing'][:, 0])
-    temperature, density, trust = _fit_trust(
-        head_probs, initial, f_train, y_train, f_val, y_val, steps=int(steps),
-        batch_size=int(batch_size), learning_rate=learning_rate, seed=int(seed),
-        d_train=d_train, d_val=d_val)
-    frames = _frames([path for split in SPLITS for path in data[split][0]])
-    timings['calibration'] = time.perf_counter() - t_trust
-
-    # -- final evaluation on the test set
-    raw_test_probs = head_probs(f_test)
-    test_probs = calibrate_probabilities(raw_test_probs, temperature)
-    test_ood = density.score(d_test) if len(d_test) else np.zeros(0)
-    calibration = dict(
-        trust, temperature=temperature,
-        test_ece_before=expected_calibration_error(raw_test_probs, y_test),
-        test_ece_after=expected_calibration_error(test_probs, y_test),
-        test_nll_before=negative_log_likelihood(raw_test_probs, y_test),
-        test_nll_after=negative_log_likelihood(test_probs, y_test),
-        ood_threshold=density.threshold,
-        test_flagged_ood=int(np.sum(test_ood > density.threshold)))
-    clf = ClusterClassifier(
-        model, labels, settings=settings, backbone=spec.name,
-        metadata={'backbone_weights': cache.weights_id,
-                  'ood_view': {'backbone_weights': ood_cache.weights_id,
-                               'input_size': OOD_INPUT_SIZE,
-                               'settings': ood_cache.settings.to_dict()},
-                  'fine_tuned': bool(fine_tuning is not None
-                                     and fine_tuning['kept'] == 'fine-tuned'),
-                  'fine_tuning': fine_tuning,
-                  'training_steps': int(steps),
-                  'temperature': float(temperature),
-                  'calibration': {key: (value if not isinstance(value, float)
-                                        or np.isfinite(value) else None)
-                                  for key, value in calibration.items()},
-                  'training_frames': frames,
-                  'selection': (None if selection is None else
-                                [dict(zip(selection.table.colnames,
-                                          [v.item() if hasattr(v, 'item') else v
-                                           for v in row]))
-                                 for row in selection.table])},
-        ood=density)
-    test_accuracy = _Evaluator.scores(test_probs, y_test)[0]
-    predicted = (np.argmax(test_probs, axis=1) if len(test_probs)
-                 else np.zeros(0, int))
-    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(confusion, (y_test, predicted), 1)
-    wrong = np.flatnonzero(predicted != y_test)
-    misclassified = Table(
-        [[str(test_paths[i]) for i in wrong],
-         [labels[y_test[i]] for i in wrong],
-         [labels[predicted[i]] for i in wrong],
-         np.array([test_probs[i, predicted[i]] for i in wrong], float)],
-        names=('path', 'true_label', 'predicted_label', 'probability'),
-        dtype=(str, str, str, float))
-    history_table = Table(rows=history or None, names=EvalStep._fields,
-                          dtype=(int, float, float, float, float, int, str))
-    log.info('final test accuracy %.1f%% (N=%d)', 100 * test_accuracy,
-             len(y_test))
-
-    # -- outputs
+    fitted = fit_head(config, embedding, callback=callback)
+    timings['training'] = time.perf_counter() - t0 - timings['bottlenecks']
+    temperature, density, trust = fit_trust(config, embedding, fitted)
+    figures = evaluate(embedding, fitted, temperature, density)
+    calibration = dict(trust, temperature=temperature, ood_threshold=density.threshold,
+                       **figures['calibration'])
+    clf = make_classifier(config, embedding, fitted, temperature, density, calibration)
+    timings['calibration'] = time.perf_counter() - t0 - sum(timings.values())
+    log.info('final test accuracy %.1f%% (N=%d)', 100 * figures['accuracy'],
+             len(embedding.test_y))
     t2 = time.perf_counter()
-    if output is not None:
-        clf.save(output)
-    if labels_output is not None:
-        text = ''.join(f'{label}\n' for label in labels)
-        atomic_write(labels_output,
-                     lambda tmp: Path(tmp).write_text(text, encoding='utf-8'),
-                     make_parents=True)
-    if reliability_plot is not None and len(y_test):
-        plot_reliability_diagram(raw_test_probs, y_test, reliability_plot,
-                                 calibrated=test_probs)
-    else:
-        reliability_plot = None
+    plot = write_outputs(clf, embedding, figures, output=output,
+                         labels_output=labels_output, reliability_plot=reliability_plot)
     timings['saving'] = time.perf_counter() - t2
     timings['total'] = time.perf_counter() - t0
+    history = fitted.history
+    selection = fitted.selection.table
     validation_accuracy = (history[-1].validation_accuracy if history
-                           else float('nan'))
+                           else float(selection['cv_accuracy'][selection['chosen']][0]))
     return RetrainResult(
-        labels=labels, history=history_table,
-        validation_accuracy=validation_accuracy, test_accuracy=test_accuracy,
-        confusion_matrix=confusion, misclassified=misclassified,
-        skipped=features.skipped, counts=counts,
-        n_bottlenecks_computed=n_computed,
-        n_bottlenecks_cached=n_cached,
+        labels=embedding.labels,
+        history=Table(rows=history or None, names=EvalStep._fields,
+                      dtype=(int, float, float, float, float, int, str)),
+        validation_accuracy=validation_accuracy, test_accuracy=figures['accuracy'],
+        confusion_matrix=figures['confusion'], misclassified=figures['misclassified'],
+        skipped=embedding.skipped, counts=embedding.counts,
+        n_bottlenecks_computed=embedding.n_computed,
+        n_bottlenecks_cached=embedding.n_cached,
         output=Path(output) if output is not None else None,
         labels_output=Path(labels_output) if labels_output is not None else None,
         classifier=clf, timings=timings, calibration=calibration,
-        reliability_plot=Path(reliability_plot) if reliability_plot is not None else None,
-        selection=None if selection is None else selection.table,
-        fine_tuning=fine_tuning)
+        reliability_plot=plot, selection=selection if config.auto else None,
+        fine_tuning=fitted.fine_tuning, head=config.head,
+        candidates=selection)
+
+
+def write_outputs(clf, embedding, figures, *, output=None, labels_output=None,
+                  reliability_plot=None):
+    """Write the model file, the label file and the reliability diagram
+    (the write stage; each atomically).
+
+    Parameters
+    ----------
+    clf : `~astroclusterclf.ClusterClassifier`
+    embedding : `Embedding`
+    figures : dict
+        The result of `evaluate`.
+    output, labels_output, reliability_plot : path-like, optional
+        Where to write each (`None`: not written).
+
+    Returns
+    -------
+    reliability_plot : `~pathlib.Path` or None
+        The diagram written (none without test images).
+    """
+    if output is not None:
+        clf.save(output)
+    if labels_output is not None:
+        text = ''.join(f'{label}\n' for label in clf.labels)
+        atomic_write(labels_output,
+                     lambda tmp: Path(tmp).write_text(text, encoding='utf-8'),
+                     make_parents=True)
+    if reliability_plot is not None and len(embedding.test_y):
+        plot_reliability_diagram(figures['raw'], embedding.test_y, reliability_plot,
+                                 calibrated=figures['calibrated'])
+        return Path(reliability_plot)
+    return None

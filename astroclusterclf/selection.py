@@ -1,16 +1,24 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """
-Choose the backbone and the normalization for a training set
+Choose the views and the head for a training set
 (``retrain(architecture='auto')``, the default).
 
-Each candidate is a backbone with a normalization.  For each, the
-training and validation images are embedded once (unaugmented, through
-the bottleneck cache, so a rerun costs nothing) and a ridge classifier on
-the standardized features is scored by stratified k-fold
-cross-validation.  The candidate with the highest cross-validated
-accuracy wins; ties go to the lower held-out squared error of the ridge
-scores, then to the earlier candidate.  The folds depend only on the seed
-and the labels, so the choice is deterministic for a seed.
+A *view* (`Candidate`) is one backbone with one normalization.  A
+*blend* (`Blend`) is several views with a head over them: one logistic
+head over the concatenated features of views (for example the zscale and
+the percentile views of one backbone), or the average of the
+probabilities of such heads on different backbones.  A single view is a
+blend of one.
+
+Every candidate is scored by the recipe its head is then fitted with
+(`astroclusterclf.heads`): an L2-regularized multinomial logistic head on
+standardized features, its regularization chosen by grouped, stratified
+cross-validation (all dihedral variants of an image in one fold), and the
+candidates are ranked by that same held-out log-loss.  The chosen
+candidate's heads, refitted on all images, are the heads
+`~astroclusterclf.retrain` writes into the model, and its held-out
+probabilities are what the calibration is fitted on.  The folds depend
+only on the seed and the labels, so the choice is deterministic.
 
 The test images are never seen.
 
@@ -23,42 +31,56 @@ efficientnet_lite0 zscale
 efficientnet_lite0 percentile 99.5
 astro_lite0 zscale
 astro_lite0 percentile 99.5
+efficientnet_lite0 zscale + percentile 99.5
+astro_lite0 zscale + percentile 99.5
+mean of efficientnet_lite0 and astro_lite0, zscale + percentile 99.5
 >>> import numpy as np
 >>> from astroclusterclf.selection import cross_validate
 >>> rng = np.random.default_rng(0)
 >>> y = np.repeat([0, 1], 20)
 >>> x = rng.normal(size=(40, 5)) + 3 * y[:, None]
->>> accuracy, error = cross_validate(x, y, seed=0)
->>> float(accuracy)
-1.0
+>>> accuracy, loss = cross_validate(x, y, seed=0)
+>>> float(accuracy), bool(loss < 0.2)
+(1.0, True)
 """
 
+import inspect
 import logging
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 from astropy.table import Table
+from sklearn.metrics import log_loss
 
 from .bottlenecks import BottleneckCache
 from .exceptions import ParameterError
+from .heads import DEFAULT_CS, N_FOLDS, cross_validate_head, fit_logistic_head
 from .preprocessing import NormalizationSettings
 
-__all__ = ['Candidate', 'Selection', 'default_candidates', 'cross_validate',
-           'select']
+__all__ = ['Candidate', 'Blend', 'Selection', 'default_candidates',
+           'cross_validate', 'compare', 'embed_views', 'select']
 
 log = logging.getLogger(__name__)
 
 #: The backbones ``architecture='auto'`` compares.
 AUTO_BACKBONES = ('efficientnet_lite0', 'astro_lite0')
-#: Fewest training and validation images of a class for a comparison.
+#: Fewest images of a class for a comparison of candidates.
 MIN_PER_CLASS = 4
 #: The normalization intervals it compares (when no settings are given).
 AUTO_SETTINGS = (NormalizationSettings(),
                  NormalizationSettings(interval='percentile', percentile=99.5))
+#: The inverse regularization of a head fitted without cross-validation
+#: (fewer than two images in a class).
+FALLBACK_C = 0.01
+
+
+def _interval_name(s):
+    return f'percentile {s.percentile:g}' if s.interval == 'percentile' else s.interval
 
 
 class Candidate(NamedTuple):
-    """One backbone with one normalization."""
+    """One view: a backbone with one normalization."""
 
     architecture: str
     settings: NormalizationSettings
@@ -66,44 +88,117 @@ class Candidate(NamedTuple):
 
     @property
     def name(self):
-        s = self.settings
-        interval = (f'percentile {s.percentile:g}' if s.interval == 'percentile'
-                    else s.interval)
-        return f'{self.architecture} {interval}'
+        return f'{self.architecture} {_interval_name(self.settings)}'
+
+    @property
+    def views(self):
+        """The views of this candidate: itself."""
+        return (self,)
+
+    @property
+    def groups(self):
+        """One head over view 0."""
+        return ((0,),)
 
 
-class Selection(NamedTuple):
-    """The result of `select`.
+class Blend(NamedTuple):
+    """Several views with the heads over them.
 
     Attributes
     ----------
-    chosen : `Candidate`
+    views : tuple of `Candidate`
+        The views, in the order of the model's inputs.
+    groups : tuple of tuple of int
+        One logistic head per group, over the concatenated features of
+        the views it names; the probabilities of the groups' heads are
+        averaged.
+    """
+
+    views: tuple
+    groups: tuple
+
+    @property
+    def name(self):
+        def group_name(group):
+            members = [self.views[i] for i in group]
+            if len({v.architecture for v in members}) == 1:
+                return (f'{members[0].architecture} '
+                        + ' + '.join(_interval_name(v.settings) for v in members))
+            return ' + '.join(v.name for v in members)
+        names = [group_name(g) for g in self.groups]
+        if len(names) == 1:
+            return names[0]
+        archs = [self.views[g[0]].architecture for g in self.groups]
+        intervals = {' + '.join(_interval_name(self.views[i].settings) for i in g)
+                     for g in self.groups}
+        if len(intervals) == 1 and all(
+                len({self.views[i].architecture for i in g}) == 1 for g in self.groups):
+            return f'mean of {" and ".join(archs)}, {intervals.pop()}'
+        return 'mean of ' + ' and '.join(f'({n})' for n in names)
+
+    @property
+    def architecture(self):
+        """The backbone of the first view."""
+        return self.views[0].architecture
+
+    @property
+    def settings(self):
+        """The normalization of the first view."""
+        return self.views[0].settings
+
+    @property
+    def input_size(self):
+        """The input size of the first view."""
+        return self.views[0].input_size
+
+
+class Selection(NamedTuple):
+    """The result of `compare` and `select`.
+
+    Attributes
+    ----------
+    chosen : `Candidate` or `Blend`
         The winner.
     table : `~astropy.table.Table`
         One row per candidate: ``candidate``, ``architecture``,
-        ``interval``, ``cv_accuracy``, ``cv_error`` (held-out mean squared
-        error of the ridge scores), ``chosen``; ``meta`` holds the number
-        of folds and images, and of feature vectors computed and read from
-        the cache.
+        ``interval``, ``cv_log_loss`` (held-out log-loss, which ranks
+        them), ``cv_accuracy``, ``C`` (the regularization of each head),
+        ``chosen``; ``meta`` holds the number of folds and images.
+    heads : list of `~astroclusterclf.heads.LogisticHead`
+        The chosen candidate's heads (one per group), refitted on all
+        images.
+    oof_probabilities : `~numpy.ndarray` or None
+        ``(N, n_classes)`` held-out probabilities of the chosen candidate
+        (`None` without cross-validation).
+    folds : `~numpy.ndarray` or None
+        ``(N,)`` fold of each image.
     """
 
-    chosen: Candidate
+    chosen: object
     table: Table
+    heads: list = None
+    oof_probabilities: np.ndarray = None
+    folds: np.ndarray = None
 
 
 def default_candidates(settings=None, input_size=None):
     """The candidates of ``architecture='auto'``.
 
+    Without ``settings``: each backbone of `AUTO_BACKBONES` with each
+    interval of `AUTO_SETTINGS`, each backbone with both intervals
+    concatenated, and the average of the two backbones' concatenated
+    heads.  With ``settings``: each backbone, and their average.
+
     Parameters
     ----------
-    settings : `~astroclusterclf.NormalizationSettings`, optional
+    settings : `~astroclusterclf.NormalizationSettings` or dict, optional
         A normalization given by the user: then only the backbones vary.
     input_size : int, optional
         An input size given by the user, for every backbone.
 
     Returns
     -------
-    candidates : list of `Candidate`
+    candidates : list of `Candidate` and `Blend`
     """
     if settings is None:
         settings_list = AUTO_SETTINGS
@@ -111,87 +206,230 @@ def default_candidates(settings=None, input_size=None):
         settings_list = (NormalizationSettings.from_dict(settings),)
     else:
         settings_list = (settings,)
-    return [Candidate(arch, s, input_size)
-            for arch in AUTO_BACKBONES for s in settings_list]
+    singles = [Candidate(arch, s, input_size)
+               for arch in AUTO_BACKBONES for s in settings_list]
+    n = len(settings_list)
+    candidates = list(singles)
+    if n > 1:
+        candidates += [Blend(tuple(singles[i * n:(i + 1) * n]), (tuple(range(n)),))
+                       for i in range(len(AUTO_BACKBONES))]
+    candidates.append(Blend(tuple(singles),
+                            tuple(tuple(range(i * n, (i + 1) * n))
+                                  for i in range(len(AUTO_BACKBONES)))))
+    return candidates
 
 
-def _folds(y, n_folds, seed):
-    """Stratified fold index of each sample."""
-    rng = np.random.default_rng(seed)
-    fold = np.empty(len(y), dtype=int)
-    for label in np.unique(y):
-        idx = np.flatnonzero(y == label)
-        fold[rng.permutation(idx)] = np.arange(len(idx)) % n_folds
-    return fold
+def _views_of(candidates):
+    views = []
+    for candidate in candidates:
+        for view in candidate.views:
+            if view not in views:
+                views.append(view)
+    return views
 
 
-def _ridge_fit_predict(x_train, y_train, x_test, n_classes, alpha):
-    mean = x_train.mean(axis=0)
-    std = x_train.std(axis=0) + 1e-6
-    a = (x_train - mean) / std
-    b = (x_test - mean) / std
-    targets = np.eye(n_classes)[y_train] - 1.0 / n_classes
-    # Dual form: n_train is much smaller than the feature length.
-    gram = a @ a.T
-    coef = np.linalg.solve(gram + alpha * np.eye(len(a)), targets)
-    return (b @ a.T) @ coef
+def _group_features(features, candidate, group):
+    return np.concatenate([features[candidate.views[i]] for i in group], axis=-1)
 
 
-def cross_validate(features, y, *, n_folds=5, seed=0, alpha=None):
-    """Cross-validated accuracy of a ridge classifier.
+def cross_validate(features, y, *, n_folds=N_FOLDS, seed=0, Cs=DEFAULT_CS):
+    """Cross-validated accuracy and log-loss of the logistic head.
 
     Parameters
     ----------
     features : `~numpy.ndarray`
-        ``(n, d)`` feature vectors.
+        ``(n, d)`` feature vectors, or ``(n, n_variants, d)`` with the
+        variants of an image kept in one fold.
     y : `~numpy.ndarray`
-        ``(n,)`` integer labels.
+        ``(n,)`` labels (any integers).
     n_folds : int, optional
         Folds (fewer when a class has fewer images; at least 2).
     seed : int, optional
         Seeds the stratified fold assignment.
-    alpha : float, optional
-        Ridge penalty on standardized features (default: the feature
-        length ``d``, which shrinks strongly, as suits ``n << d``).
+    Cs : sequence of float, optional
+        Regularizations compared (see `astroclusterclf.heads`).
 
     Returns
     -------
     accuracy : float
-        Fraction of images whose held-out ridge score is highest for their
-        class.
-    error : float
-        Held-out mean squared error of the ridge scores against the
-        centred one-hot targets (lower is better; breaks ties).
+        Held-out accuracy at the chosen regularization.
+    log_loss : float
+        Held-out mean log-loss at the chosen regularization (lower is
+        better).
 
     Raises
     ------
     ParameterError
         Fewer than two classes or fewer than two images in a class.
     """
-    x = np.asarray(features, dtype=np.float64)
     y = np.asarray(y)
     labels, y = np.unique(y, return_inverse=True)
-    counts = np.bincount(y)
-    if len(labels) < 2 or counts.min() < 2:
+    if len(labels) < 2:
         raise ParameterError('cross-validation needs two classes with at '
                              'least two images each')
-    n_folds = int(max(2, min(n_folds, counts.min())))
-    alpha = float(x.shape[1] if alpha is None else alpha)
-    fold = _folds(y, n_folds, seed)
-    scores = np.zeros((len(y), len(labels)))
-    for k in range(n_folds):
-        test = fold == k
-        scores[test] = _ridge_fit_predict(x[~test], y[~test], x[test],
-                                          len(labels), alpha)
-    targets = np.eye(len(labels))[y] - 1.0 / len(labels)
-    accuracy = float(np.mean(scores.argmax(axis=1) == y))
-    error = float(np.mean((scores - targets) ** 2))
-    return accuracy, error
+    cv = cross_validate_head(features, y, n_folds=n_folds, seed=seed, Cs=Cs,
+                             refit=False)
+    return cv.accuracy, cv.log_loss
+
+
+def compare(features, y, candidates, *, n_folds=N_FOLDS, seed=0, Cs=DEFAULT_CS):
+    """Rank candidates by the cross-validated log-loss of their heads.
+
+    Parameters
+    ----------
+    features : dict
+        ``{view: (N, n_variants, d) array}`` for every view of the
+        candidates (variant 0 unaugmented).
+    y : array-like
+        ``(N,)`` class indices (0 to n_classes - 1).
+    candidates : list of `Candidate` and `Blend`
+        In order of preference (the first wins a tie, and is taken
+        untested when a class has fewer than `MIN_PER_CLASS` images).
+    n_folds, seed : int, optional
+        As for `cross_validate`.
+    Cs : sequence of float, optional
+        Regularizations compared for each head.
+
+    Returns
+    -------
+    selection : `Selection`
+    """
+    y = np.asarray(y, dtype=np.int64)
+    n_classes = int(y.max()) + 1
+    counts = np.bincount(y, minlength=n_classes)
+    names = ('candidate', 'architecture', 'interval', 'cv_log_loss',
+             'cv_accuracy', 'C')
+    dtype = (str, str, str, float, float, str)
+
+    def describe(c, loss, accuracy, C):
+        return (c.name, '+'.join(dict.fromkeys(v.architecture for v in c.views)),
+                '+'.join(dict.fromkeys(v.settings.interval for v in c.views)),
+                loss, accuracy, C)
+
+    if counts.min() < MIN_PER_CLASS or len(candidates) == 1:
+        chosen = candidates[0]
+        oof = folds = None
+        if counts.min() >= 2:
+            cvs = [cross_validate_head(_group_features(features, chosen, g), y,
+                                       n_folds=n_folds, seed=seed, Cs=Cs,
+                                       n_classes=n_classes)
+                   for g in chosen.groups]
+            heads = [cv.head for cv in cvs]
+            oof = np.mean([cv.oof_probabilities for cv in cvs], axis=0)
+            folds = cvs[0].folds
+            row = describe(chosen, float(log_loss(y, oof, labels=range(n_classes))),
+                           float(np.mean(oof.argmax(axis=1) == y)),
+                           ','.join(f'{cv.C:g}' for cv in cvs))
+        else:
+            heads = [fit_logistic_head(_group_features(features, chosen, g), y,
+                                       C=FALLBACK_C, n_classes=n_classes)
+                     for g in chosen.groups]
+            row = describe(chosen, np.nan, np.nan, f'{FALLBACK_C:g}')
+        rows = [row] + [describe(c, np.nan, np.nan, '') for c in candidates[1:]]
+        table = Table(rows=rows, names=names, dtype=dtype)
+        table['chosen'] = np.arange(len(rows)) == 0
+        table.meta.update({'n_folds': 0 if folds is None else int(folds.max() + 1),
+                           'n_images': len(y), 'seed': int(seed)})
+        if len(candidates) > 1:
+            table.meta['note'] = (f'fewer than {MIN_PER_CLASS} images in a class: '
+                                  'the first candidate, untested')
+        return Selection(chosen, table, heads, oof, folds)
+
+    rows, results = [], []
+    cache = {}
+    for candidate in candidates:
+        cvs = []
+        for group in candidate.groups:
+            key = tuple(candidate.views[i] for i in group)
+            if key not in cache:
+                cache[key] = cross_validate_head(
+                    _group_features(features, candidate, group), y, n_folds=n_folds,
+                    seed=seed, Cs=Cs, n_classes=n_classes, refit=False)
+            cvs.append(cache[key])
+        oof = np.mean([cv.oof_probabilities for cv in cvs], axis=0)
+        loss = float(log_loss(y, np.clip(oof, 1e-15, 1), labels=range(n_classes)))
+        accuracy = float(np.mean(oof.argmax(axis=1) == y))
+        rows.append(describe(candidate, loss, accuracy,
+                             ','.join(f'{cv.C:g}' for cv in cvs)))
+        results.append((cvs, oof))
+        log.info('candidate %s: cross-validated log-loss %.4f, accuracy %.3f',
+                 candidate.name, loss, accuracy)
+    best = min(range(len(rows)), key=lambda i: (rows[i][3], i))
+    chosen = candidates[best]
+    cvs, oof = results[best]
+    heads = [fit_logistic_head(_group_features(features, chosen, g), y, C=cv.C,
+                               n_classes=n_classes)
+             for g, cv in zip(chosen.groups, cvs)]
+    table = Table(rows=rows, names=names, dtype=dtype)
+    table['chosen'] = np.arange(len(rows)) == best
+    table['cv_log_loss'].description = 'cross-validated log-loss of the logistic head(s)'
+    table['cv_accuracy'].description = 'cross-validated accuracy of the logistic head(s)'
+    table['C'].description = 'inverse L2 regularization of each head'
+    table.meta.update({'n_folds': int(cvs[0].folds.max() + 1), 'n_images': len(y),
+                       'seed': int(seed)})
+    return Selection(chosen, table, heads, oof, cvs[0].folds)
+
+
+def _named(progress, name):
+    """``progress`` with the view's name as a third argument, where it
+    takes one."""
+    if progress is None:
+        return None
+    try:
+        inspect.signature(progress).bind(0, 0, name)
+    except (TypeError, ValueError):
+        return progress
+
+    def named(done, total):
+        progress(done, total, name)
+    return named
+
+
+def embed_views(paths, views, *, variants=(0,), bottleneck_dir=None, batch_size=32,
+                progress=None):
+    """Features of images in several views, through the bottleneck cache.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        The images.
+    views : sequence of `Candidate`
+        The views.
+    variants : tuple of int or list of tuple of int, optional
+        Dihedral variants wanted (see
+        `~astroclusterclf.bottlenecks.BottleneckCache.get_features`).
+    bottleneck_dir : path-like, optional
+        The feature cache.
+    batch_size : int, optional
+        Images per backbone forward pass.
+    progress : callable, optional
+        ``progress(done, total)`` while features are computed; a function
+        that takes a third argument gets the name of the view too.
+
+    Returns
+    -------
+    features : dict
+        ``{view: {path: (n_variants, d) array}}``; a file unreadable in
+        any view is absent from all.
+    results : dict
+        ``{view: BottleneckResult}`` (counts and skipped files).
+    """
+    results = {}
+    for view in views:
+        cache = BottleneckCache(bottleneck_dir, architecture=view.architecture,
+                                settings=view.settings, input_size=view.input_size)
+        results[view] = cache.get_features(list(paths), variants=variants,
+                                           batch_size=batch_size,
+                                           progress=_named(progress, view.name))
+    readable = set.intersection(*(set(r.features) for r in results.values()))
+    features = {view: {p: f for p, f in r.features.items() if p in readable}
+                for view, r in results.items()}
+    return features, results
 
 
 def select(paths, y, *, candidates=None, bottleneck_dir=None, seed=0,
-           n_folds=5, batch_size=32, progress=None):
-    """Choose the candidate with the best cross-validated accuracy.
+           n_folds=N_FOLDS, batch_size=32, progress=None, variants=(0,)):
+    """Embed images in every view of the candidates and `compare` them.
 
     Parameters
     ----------
@@ -199,7 +437,7 @@ def select(paths, y, *, candidates=None, bottleneck_dir=None, seed=0,
         The training (and validation) images; never the test images.
     y : sequence of int
         Their labels.
-    candidates : list of `Candidate`, optional
+    candidates : list of `Candidate` and `Blend`, optional
         Default: `default_candidates`.
     bottleneck_dir : path-like, optional
         The feature cache (shared with `~astroclusterclf.retrain`).
@@ -209,55 +447,37 @@ def select(paths, y, *, candidates=None, bottleneck_dir=None, seed=0,
         Images per backbone forward pass.
     progress : callable, optional
         ``progress(done, total)`` while features are computed.
+    variants : tuple of int, optional
+        Dihedral variants of each image in the folds (default: none).
 
     Returns
     -------
     selection : `Selection`
+        ``table.meta`` also holds ``n_computed`` and ``n_cached``.
     """
     candidates = list(candidates or default_candidates())
     y = np.asarray(y)
-    rows = []
-    names = ('candidate', 'architecture', 'interval', 'cv_accuracy', 'cv_error')
-    dtype = (str, str, str, float, float)
-    if len(np.unique(y)) < 2 or np.bincount(np.unique(
-            y, return_inverse=True)[1]).min() < MIN_PER_CLASS:
+    labels, y_index = np.unique(y, return_inverse=True)
+    if len(labels) < 2 or np.bincount(y_index).min() < MIN_PER_CLASS:
         # Too few images to compare anything: the first candidate.
-        log.info('too few images per class to cross-validate; using %s',
-                 candidates[0].name)
         table = Table(rows=[(c.name, c.architecture, c.settings.interval,
-                             np.nan, np.nan) for c in candidates],
-                      names=names, dtype=dtype)
+                             np.nan, np.nan, '') for c in candidates],
+                      names=('candidate', 'architecture', 'interval', 'cv_log_loss',
+                             'cv_accuracy', 'C'),
+                      dtype=(str, str, str, float, float, str))
         table['chosen'] = np.arange(len(candidates)) == 0
         table.meta.update({'n_folds': 0, 'n_images': len(y), 'seed': int(seed),
                            'n_computed': 0, 'n_cached': 0,
                            'note': f'fewer than {MIN_PER_CLASS} images in a '
                                    'class: the first candidate, untested'})
         return Selection(candidates[0], table)
-    n_computed = n_cached = 0
-    for candidate in candidates:
-        cache = BottleneckCache(bottleneck_dir,
-                                architecture=candidate.architecture,
-                                settings=candidate.settings,
-                                input_size=candidate.input_size)
-        result = cache.get_features(list(paths), variants=[(0,)] * len(paths),
+    paths = [Path(p) for p in paths]
+    features, results = embed_views(paths, _views_of(candidates), variants=variants,
+                                    bottleneck_dir=bottleneck_dir,
                                     batch_size=batch_size, progress=progress)
-        n_computed += result.n_computed
-        n_cached += result.n_cached
-        keep = [i for i, p in enumerate(paths) if p in result.features]
-        x = np.stack([result.features[paths[i]][0] for i in keep])
-        accuracy, error = cross_validate(x, y[keep], n_folds=n_folds,
-                                         seed=seed)
-        rows.append((candidate.name, candidate.architecture,
-                     candidate.settings.interval, accuracy, error))
-        log.info('candidate %s: cross-validated accuracy %.3f (error %.4f)',
-                 candidate.name, accuracy, error)
-    best = min(range(len(rows)), key=lambda i: (-rows[i][3], rows[i][4], i))
-    table = Table(rows=rows, names=names, dtype=dtype)
-    table['chosen'] = np.arange(len(rows)) == best
-    table['cv_accuracy'].description = 'cross-validated ridge accuracy'
-    table['cv_error'].description = ('held-out mean squared error of the '
-                                     'ridge scores')
-    table.meta.update({'n_folds': int(max(2, min(n_folds, np.bincount(
-        np.unique(y, return_inverse=True)[1]).min()))), 'n_images': len(y),
-        'seed': int(seed), 'n_computed': n_computed, 'n_cached': n_cached})
-    return Selection(candidates[best], table)
+    keep = [i for i, p in enumerate(paths) if p in next(iter(features.values()))]
+    stacked = {view: np.stack([f[paths[i]] for i in keep]) for view, f in features.items()}
+    selection = compare(stacked, y_index[keep], candidates, n_folds=n_folds, seed=seed)
+    selection.table.meta['n_computed'] = sum(r.n_computed for r in results.values())
+    selection.table.meta['n_cached'] = sum(r.n_cached for r in results.values())
+    return selection

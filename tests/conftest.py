@@ -92,7 +92,7 @@ def retrain_result(small_dataset_dir, tmp_path_factory, acc_cache_dir):
     out = tmp_path_factory.mktemp('trained')
     steps = []
     result = retrain(small_dataset_dir, output=out / 'model.keras',
-                     labels_output=out / 'labels.txt', steps=200,
+                     labels_output=out / 'labels.txt', steps=200, head='sgd',
                      architecture='efficientnet_lite0',
                      eval_interval=50, summaries_dir=out / 'summaries',
                      bottleneck_dir=out / 'bottlenecks', callback=steps.append)

@@ -379,7 +379,10 @@ def test_table_flags(annotated_mosaic_table):
         for name in ('pred_class', 'pred_conf', 'prob_globular_cluster',
                      'prob_open_cluster'):
             assert row[name] is np.ma.masked
-    assert np.all(table['pred_flag'][:n] == 0)
+    # The clusters: no cutout flag; the out-of-distribution threshold flags
+    # a stated 5 % of training-like images, so one or two of 24 may be.
+    assert np.all(table['pred_flag'][:n] & 0b1111 == 0)
+    assert np.mean(table['pred_flag'][:n] > 0) <= 0.15
 
 
 @pytest.mark.slow

@@ -318,6 +318,25 @@ def test_integer_and_bool_input():
 
 # -- non-finite and extreme values -------------------------------------------
 
+def test_holes_are_filled_with_local_background():
+    # A hole in an image with a sky gradient takes the level of its
+    # neighbourhood, with noise, and is the same every time.
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[:64, :64]
+    data = 100.0 + 2.0 * x + rng.normal(0, 1.0, (64, 64))
+    holed = data.copy()
+    holed[20:30, 40:50] = np.nan
+    with pytest.warns(NonFinitePixelWarning, match='local background'):
+        a = normalize(holed, settings=dict(interval='minmax', stretch='linear'))
+    with pytest.warns(NonFinitePixelWarning):
+        b = normalize(holed, settings=dict(interval='minmax', stretch='linear'))
+    assert_array_equal(a, b)
+    clean = normalize(data, settings=dict(interval='minmax', stretch='linear'))
+    hole = a[20:30, 40:50, 0]
+    assert abs(hole.mean() - clean[20:30, 40:50, 0].mean()) < 0.1
+    assert hole.std() > 0           # noise, not a flat patch
+
+
 def test_nan_and_inf_warn_and_fill(sky):
     data = sky.copy()
     data[0, 0] = np.nan
@@ -328,9 +347,14 @@ def test_nan_and_inf_warn_and_fill(sky):
                             r' out of 3072'):
         rgb = fits_to_rgb(data, interval='minmax', stretch='linear')
     check_rgb(rgb, sky.shape + (3,))
-    assert rgb[0, 0, 0] == 0.0  # NaN -> lower limit
-    assert rgb[0, 1, 0] == 1.0  # +inf -> upper limit
-    assert rgb[0, 2, 0] == 0.0  # -inf -> lower limit
+    # NaN and -inf -> the local background (sky level, not black);
+    # +inf -> the brightest pixel.
+    sky_level = np.median(expected_sky := normalize(
+        sky, settings=dict(interval='minmax', stretch='linear'))[..., 0])
+    noise = 5 * np.std(expected_sky)
+    assert abs(rgb[0, 0, 0] - sky_level) < noise and rgb[0, 0, 0] > 0
+    assert abs(rgb[0, 2, 0] - sky_level) < noise and rgb[0, 2, 0] > 0
+    assert rgb[0, 1, 0] == 1.0
     # the masked pixels took no part in the interval
     reference = sky.copy()
     reference[0, :3] = np.median(sky)

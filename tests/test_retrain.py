@@ -11,10 +11,16 @@ import pytest
 
 from helpers import LABELS, m13_path
 from helpers import recording as _recording
+from astroclusterclf import ClusterClassifier
 from astroclusterclf.backbones import shared_backbone
-from astroclusterclf.datasets import SPLITS
-from astroclusterclf.exceptions import DatasetError, SkippedFileWarning
-from astroclusterclf.retrain import EvalStep, _class_weights, retrain
+from astroclusterclf.datasets import SPLITS, create_image_lists
+from astroclusterclf.exceptions import DatasetError, ParameterError, SkippedFileWarning
+from astroclusterclf.heads import grouped_folds
+from astroclusterclf.retrain import (Embedding, EvalStep, FittedHead, RetrainConfig,
+                                     _blend_predict, _class_weights, build_model,
+                                     embed_images, evaluate, fit_trust, make_classifier,
+                                     retrain, write_outputs)
+from astroclusterclf.selection import compare, default_candidates
 
 SMALL = 64   # backbone input size of the extra runs below (fast)
 M13 = m13_path()
@@ -101,7 +107,7 @@ def test_output_files(retrain_result):
 @pytest.mark.slow
 def test_second_run_uses_the_cache(retrain_result, small_dataset_dir,
                                    tmp_path):
-    r = retrain(small_dataset_dir, output=tmp_path / 'm.keras', steps=20,
+    r = retrain(small_dataset_dir, output=tmp_path / 'm.keras', steps=20, head='sgd',
                 architecture='efficientnet_lite0',
                 bottleneck_dir=retrain_result.work_dir / 'bottlenecks')
     assert r.n_bottlenecks_computed == 0
@@ -168,9 +174,9 @@ def test_fine_tune(small_dataset_dir, tmp_path):
                 fine_tune_steps=2, eval_interval=20, augment=False,
                 input_size=SMALL, bottleneck_dir=tmp_path / 'bn',
                 callback=steps.append)
-    # The head-only model is evaluated first, then every fine-tuning step.
-    assert [(s.step, s.stage) for s in steps] == [
-        (20, 'head'), (20, 'fine_tune'), (22, 'fine_tune')]
+    # The head-only model (the cross-validated logistic head) is evaluated
+    # first, then every fine-tuning step.
+    assert [(s.step, s.stage) for s in steps] == [(0, 'fine_tune'), (2, 'fine_tune')]
     kept = r.fine_tuning['kept']
     assert r.classifier.metadata['fine_tuned'] is (kept == 'fine-tuned')
     assert r.classifier.metadata['fine_tuning']['kept'] == kept
@@ -206,3 +212,101 @@ def test_real_m13_is_a_globular_cluster(accurate_result, accurate_model):
     assert accurate_result.test_accuracy >= 0.8
     label, p = accurate_model.classify(M13)
     assert label == 'globular cluster' and p > 0.8
+
+
+# -- stages on their own ---------------------------------------------------------
+
+def _trust_inputs(n=400, seed=0, separable=False):
+    rng = np.random.default_rng(seed)
+    basis = rng.normal(size=(10, 64))
+
+    def draw(m):
+        return rng.normal(size=(m, 10)) @ basis + 0.3 * rng.normal(size=(m, 64))
+    y = np.repeat([0, 1], n // 2)
+    none = np.zeros(0, np.int64)
+    embedding = Embedding(
+        labels=['a', 'b'], views=[], pool_paths=[], pool_y=y, pool={}, val_paths=[],
+        val_y=none, val={}, test_paths=[], test_y=none, test={},
+        ood_pool=draw(n)[:, None, :], ood_val=np.zeros((0, 64)), ood_test=np.zeros((0, 64)),
+        ood_weights_id='x', ood_settings=None, counts={}, skipped=[], n_computed=0,
+        n_cached=0)
+    margin = 3 * (2 * y - 1) + (0 if separable else 2.5 * rng.normal(size=n))
+    p1 = 1 / (1 + np.exp(-4 * margin))
+    fitted = FittedHead(candidate=None, model=None, predict=None,
+                        oof_probabilities=np.stack([1 - p1, p1], axis=1),
+                        folds=grouped_folds(y, seed=0), selection=None, history=[])
+    return embedding, fitted, draw
+
+
+@pytest.mark.parametrize('rate', [0.05, 0.2])
+def test_fit_trust_threshold_has_the_stated_false_alarm_rate(rate):
+    embedding, fitted, draw = _trust_inputs()
+    temperature, density, info = fit_trust(RetrainConfig(ood_false_alarm_rate=rate),
+                                           embedding, fitted)
+    # New in-distribution images exceed the threshold at about the rate, or
+    # a little less (the held-out scores come from descriptions fitted on
+    # four fifths of the images, which fit new images a little worse).
+    fresh = np.mean(density.score(draw(4000)) > density.threshold)
+    assert rate / 2 < fresh < rate + 0.02, fresh
+    assert info['ood_false_alarm_rate'] == rate
+    assert info['ood_threshold_source'].startswith(f'{1 - rate:.0%} quantile of out-of-fold')
+    # The over-confident held-out probabilities are softened.
+    assert info['method'] == 'temperature' and temperature > 1
+
+
+def test_fit_trust_separable_set_falls_back():
+    embedding, fitted, _ = _trust_inputs(n=60, separable=True)
+    temperature, _, info = fit_trust(RetrainConfig(), embedding, fitted)
+    assert temperature == 1.0 and info['method'] == 'none'
+    assert info['reason'] == 'held-out predictions separable'
+    assert 'only 60 held-out predictions' in info['warning']
+
+
+def test_retrain_config_checks():
+    assert RetrainConfig().head == 'logistic'
+    assert RetrainConfig(hidden_units=8).head == 'sgd'
+    for bad, match in ((dict(head='svm'), 'head must be'),
+                       (dict(head='logistic', hidden_units=4), "needs head='sgd'"),
+                       (dict(ood_false_alarm_rate=0.7), 'ood_false_alarm_rate')):
+        with pytest.raises(ParameterError, match=match):
+            RetrainConfig(**bad)
+    # Only single views are fine-tuned or get an SGD head.
+    assert all(len(c.views) == 1 for c in RetrainConfig(fine_tune=True).candidates())
+    assert all(len(c.views) == 1 for c in RetrainConfig(head='sgd').candidates())
+    assert len(RetrainConfig().candidates()) == 7
+    assert len(RetrainConfig(architecture='astro_lite0').candidates()) == 1
+
+
+@pytest.mark.slow
+def test_stages_compose_a_blend_model_that_round_trips(small_dataset_dir, tmp_path):
+    """The stages one by one, with a blend of two backbones forced: the
+    model has one input per view, its file loads, and the classifier gives
+    the probabilities the stages computed."""
+    config = RetrainConfig(input_size=SMALL, augment=False, bottleneck_dir=tmp_path / 'bn',
+                           testing_percentage=20)
+    lists = create_image_lists(small_dataset_dir, testing_percentage=20,
+                               validation_percentage=10)
+    embedding = embed_images(config, lists)
+    assert len(embedding.views) == 4
+    assert {v: x.shape[1] for v, x in embedding.pool.items()} == dict.fromkeys(
+        embedding.views, 1)
+    blend = default_candidates(input_size=SMALL)[-1]
+    selection = compare(embedding.pool, embedding.pool_y, [blend])
+    assert len(selection.heads) == 2 and selection.oof_probabilities is not None
+    model = build_model(blend, selection.heads)
+    assert len(model.inputs) == 4
+    fitted = FittedHead(blend, model, _blend_predict(blend, selection.heads),
+                        selection.oof_probabilities, selection.folds, selection, [])
+    temperature, density, trust = fit_trust(config, embedding, fitted)
+    figures = evaluate(embedding, fitted, temperature, density)
+    clf = make_classifier(config, embedding, fitted, temperature, density,
+                          dict(trust, **figures['calibration']))
+    assert clf.backbone == 'efficientnet_lite0+astro_lite0'
+    assert [s.interval for s in clf.view_settings] == [
+        'zscale', 'percentile', 'zscale', 'percentile']
+    write_outputs(clf, embedding, figures, output=tmp_path / 'blend.keras')
+    again = ClusterClassifier.load(tmp_path / 'blend.keras')
+    assert again.metadata['format_version'] == 2 and len(again.metadata['views']) == 4
+    probs = again.predict(embedding.test_paths)
+    np.testing.assert_allclose(probs, figures['calibrated'], atol=2e-4)
+    assert again.assess(embedding.test_paths).ood_score.shape == (len(embedding.test_paths),)

@@ -7,22 +7,35 @@ import pytest
 from astroclusterclf import NormalizationSettings
 from astroclusterclf.exceptions import ParameterError
 from astroclusterclf.retrain import retrain
-from astroclusterclf.selection import (Candidate, cross_validate,
+from astroclusterclf.selection import (Blend, Candidate, cross_validate,
                                        default_candidates, select)
 
 SMALL = 48
 
 
 def test_default_candidates():
-    names = [c.name for c in default_candidates()]
-    assert names == ['efficientnet_lite0 zscale',
-                     'efficientnet_lite0 percentile 99.5',
-                     'astro_lite0 zscale', 'astro_lite0 percentile 99.5']
+    candidates = default_candidates()
+    assert [c.name for c in candidates] == [
+        'efficientnet_lite0 zscale', 'efficientnet_lite0 percentile 99.5',
+        'astro_lite0 zscale', 'astro_lite0 percentile 99.5',
+        'efficientnet_lite0 zscale + percentile 99.5',
+        'astro_lite0 zscale + percentile 99.5',
+        'mean of efficientnet_lite0 and astro_lite0, zscale + percentile 99.5']
+    # The blends are made of the single views: one head over the two
+    # views of a backbone, and the average of the two backbones' heads.
+    assert candidates[4].views == tuple(candidates[:2]) and candidates[4].groups == ((0, 1),)
+    assert candidates[6].views == tuple(candidates[:4])
+    assert candidates[6].groups == ((0, 1), (2, 3))
     # A normalization given by the user is kept; only the backbones vary.
     given = NormalizationSettings(stretch='sqrt')
     candidates = default_candidates(given, input_size=64)
-    assert [c.settings for c in candidates] == [given, given]
+    assert [c.settings for c in candidates] == [given, given, given]
     assert {c.input_size for c in candidates} == {64}
+    assert candidates[2].name == 'mean of efficientnet_lite0 and astro_lite0, zscale'
+    auto = default_candidates()
+    mixed = Blend((auto[0], auto[2], auto[3]), ((0,), (1, 2)))
+    assert mixed.name == ('mean of (efficientnet_lite0 zscale) and '
+                          '(astro_lite0 zscale + percentile 99.5)')
     assert default_candidates({'interval': 'minmax'})[0].settings.interval == 'minmax'
 
 
@@ -62,7 +75,10 @@ def test_select_prefers_the_informative_candidate(small_dataset_files, tmp_path,
     assert list(first.table['cv_accuracy']) == list(again.table['cv_accuracy'])
     assert first.table['chosen'].sum() == 1
     best = first.table[first.table['chosen']][0]
-    assert best['cv_accuracy'] == first.table['cv_accuracy'].max()
+    assert best['cv_log_loss'] == first.table['cv_log_loss'].min()
+    # The chosen candidate's heads come with it, refitted, and its
+    # held-out probabilities for the calibration.
+    assert len(first.heads) == 1 and first.oof_probabilities.shape == (len(paths), 2)
     assert first.table.meta['n_images'] == len(paths)
 
 
@@ -72,16 +88,18 @@ def test_retrain_auto_is_deterministic_and_reported(small_dataset_dir, tmp_path)
                   bottleneck_dir=tmp_path / 'bn', seed=2, testing_percentage=20)
     a = retrain(small_dataset_dir, **kwargs)
     b = retrain(small_dataset_dir, **kwargs)
-    assert a.selection is not None and len(a.selection) == 4
+    assert a.selection is not None and len(a.selection) == 7
     assert list(a.selection['chosen']) == list(b.selection['chosen'])
     chosen = a.selection[a.selection['chosen']][0]
     assert a.classifier.backbone == chosen['architecture']
-    assert a.classifier.settings.interval == chosen['interval']
+    assert a.classifier.settings.interval == chosen['interval'].split('+')[0]
     assert 'chosen by 5-fold cross-validation' in a.report()
     assert a.classifier.metadata['selection'][0]['candidate'] == 'efficientnet_lite0 zscale'
-    # A named architecture skips the selection.
+    # A named architecture compares no features; the regularization of its
+    # head is still cross-validated and reported.
     c = retrain(small_dataset_dir, architecture='efficientnet_lite0', **kwargs)
-    assert c.selection is None and 'cross-validation' not in c.report()
+    assert c.selection is None and len(c.candidates) == 1
+    assert 'Head regularization chosen by' in c.report()
 
 
 def test_retrain_auto_rejects_other_weights(small_dataset_dir, tmp_path):
