@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import tempfile
-import zipfile
 from typing import NamedTuple
 from pathlib import Path
 
@@ -41,12 +40,13 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from . import backbones
-from ._atomic import atomic_write
 from .augment import N_VARIANTS, dihedral
 from .calibration import calibrate_probabilities, floor_probabilities
 from .exceptions import AstroClusterClfError, ModelFileError, ParameterError
 from .forward import forward_function
 from .hashing import file_sha256
+from .modelfile import (FORMAT_VERSION, METADATA_MEMBER, OOD_MEMBER,  # noqa: F401
+                        read_model_file, write_model_file)
 from .io import read_image
 from .ood import FeatureDensity
 from .parallel import prefetch_map
@@ -57,14 +57,6 @@ __all__ = ['ClusterClassifier', 'Assessment', 'PredictionFlag', 'degenerate_flag
            'read_labels']
 
 log = logging.getLogger(__name__)
-
-#: Name of the JSON member holding the metadata inside the ``.keras`` zip.
-METADATA_MEMBER = 'astroclusterclf.json'
-
-#: Version of the metadata layout: 2 added models of several views (one
-#: input per view, described by ``views``), the head's kind (``head``) and
-#: the out-of-distribution false-alarm rate; files of version 1 still load.
-FORMAT_VERSION = 2
 
 
 def _is_single_source(sources):
@@ -80,15 +72,6 @@ def _is_single_source(sources):
     # HDUs, NDData, ... are single; generators and iterators are many.
     return not hasattr(sources, '__next__')
 
-
-#: Largest metadata member accepted (the labels and settings need a few kB).
-MAX_METADATA_BYTES = 1 << 20
-
-#: Member holding the description of the training features (`FeatureDensity`).
-OOD_MEMBER = 'astroclusterclf_ood.npz'
-
-#: Largest OOD member accepted (k x d float32: 320 kB for 64 x 1280).
-MAX_OOD_BYTES = 64 << 20
 
 #: Images smaller than this (pixels, either side) are flagged as degenerate.
 MIN_IMAGE_SIZE = 16
@@ -157,64 +140,6 @@ def degenerate_flag(data):
     if values.size == 0 or values.min() == values.max():
         return PredictionFlag.DEGENERATE
     return PredictionFlag(0)
-
-
-# Types of the metadata entries, checked before any is used.
-_METADATA_TYPES = {
-    'format': str, 'format_version': int, 'labels': list, 'preprocessing': dict,
-    'backbone': str, 'input_size': int, 'backbone_weights': str,
-    'package_version': str, 'created': str, 'fine_tuned': bool,
-    'training_steps': int, 'temperature': float, 'ood_threshold': float,
-    'training_frames': dict, 'calibration': dict, 'ood_backbone': str,
-    'ood_view': dict, 'views': list, 'blend': dict, 'head': str,
-    'ood_false_alarm_rate': float,
-}
-
-
-def _check_metadata(metadata, path):
-    """Raise `ModelFileError` unless ``metadata`` is astroclusterclf
-    metadata of a supported version with entries of the right types."""
-    if not isinstance(metadata, dict) or metadata.get('format') != 'astroclusterclf':
-        raise ModelFileError(f'{path}: {METADATA_MEMBER} is not astroclusterclf metadata')
-    for key, kind in _METADATA_TYPES.items():
-        if key not in metadata:
-            continue
-        value = metadata[key]
-        # bool is an int in Python; a JSON float may be written as an int.
-        wrong = (not isinstance(value, (int, float) if kind is float else kind)
-                 or (kind in (int, float) and isinstance(value, bool)))
-        if wrong:
-            raise ModelFileError(
-                f'{path}: metadata entry {key!r} must be of type {kind.__name__}, '
-                f'got {type(value).__name__} {str(value)[:40]!r}')
-    version = metadata.get('format_version', 0)
-    if version > FORMAT_VERSION:
-        raise ModelFileError(
-            f'{path}: model format version {version} is newer than this '
-            f'astroclusterclf supports ({FORMAT_VERSION}); upgrade')
-    temperature = metadata.get('temperature', 1.0)
-    if not (np.isfinite(temperature) and temperature > 0):
-        raise ModelFileError(f'{path}: metadata entry \'temperature\' must be a positive '
-                             f'number, got {temperature!r}')
-    labels = metadata.get('labels')
-    if (not labels or not all(isinstance(label, str) and label for label in labels)
-            or len(set(labels)) != len(labels)):
-        raise ModelFileError(f'{path}: metadata entry \'labels\' must be a non-empty '
-                             'list of distinct, non-empty strings')
-
-
-def _read_member(archive, name, cap, path):
-    """The bytes of a zip member, refused when it declares more than ``cap``
-    bytes, and never more than ``cap`` read whatever it claims."""
-    size = archive.getinfo(name).file_size
-    if size > cap:
-        raise ModelFileError(f'{path}: the {name} member declares {size} bytes, more '
-                             f'than the {cap} it can need')
-    with archive.open(name) as member:
-        data = member.read(cap + 1)
-    if len(data) > cap:
-        raise ModelFileError(f'{path}: the {name} member is larger than it declares')
-    return data
 
 
 def read_labels(path):
@@ -431,31 +356,7 @@ class ClusterClassifier:
             astroclusterclf, or corrupt.
         """
         path = Path(path)
-        if path.is_dir():
-            raise ModelFileError(f'{path}: is a folder, not a model file')
-        if not path.is_file():
-            raise ModelFileError(f'{path}: model file not found')
-        try:
-            with zipfile.ZipFile(path) as z:
-                names = z.namelist()
-                if METADATA_MEMBER not in names:
-                    raise ModelFileError(
-                        f'{path}: not an astroclusterclf model file (no '
-                        f'{METADATA_MEMBER} member; use '
-                        'keras.saving.load_model for plain Keras files)')
-                metadata = json.loads(_read_member(z, METADATA_MEMBER, MAX_METADATA_BYTES,
-                                                   path))
-                ood_bytes = (_read_member(z, OOD_MEMBER, MAX_OOD_BYTES, path)
-                             if OOD_MEMBER in names else None)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            if isinstance(exc, ModelFileError):
-                raise
-            raise ModelFileError(
-                f'{path}: not a Keras .keras model file ({exc})') from None
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise ModelFileError(
-                f'{path}: corrupt {METADATA_MEMBER} member ({exc})') from None
-        _check_metadata(metadata, path)
+        metadata, ood_bytes = read_model_file(path)
         ood = (FeatureDensity.from_bytes(ood_bytes, name=f'{path}: {OOD_MEMBER}')
                if ood_bytes is not None else None)
         import keras   # after the checks of the metadata: they need no TensorFlow
@@ -503,9 +404,8 @@ class ClusterClassifier:
             Output file; should end with ``.keras``.
         """
         path = Path(path)
-        text = json.dumps(self.metadata, indent=1, sort_keys=True)
 
-        def write(tmp):
+        def save_keras(tmp):
             # Keras stages assets in folders of the system temp directory
             # and leaves them behind when a save fails: point it to a
             # private folder that is always removed.
@@ -515,13 +415,9 @@ class ClusterClassifier:
                     self.model.save(tmp)
                 finally:
                     tempfile.tempdir = saved
-            with zipfile.ZipFile(tmp, 'a',
-                                 compression=zipfile.ZIP_DEFLATED) as z:
-                z.writestr(METADATA_MEMBER, text)
-                if self.ood is not None:
-                    z.writestr(OOD_MEMBER, self.ood.to_bytes())
 
-        atomic_write(path, write, make_parents=True)
+        write_model_file(path, save_keras, self.metadata,
+                         None if self.ood is None else self.ood.to_bytes())
         self.path = path
         self._file_sha256 = None
         log.info('wrote model %s', path)

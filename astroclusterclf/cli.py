@@ -241,6 +241,9 @@ def _add_retrain(subparsers):
     _add_flag(p, 'ood_false_alarm_rate', type=float, default=0.05, metavar='F',
               help='fraction of held-out training-like images the out-of-distribution '
                    'threshold flags (default: %(default)s)')
+    _add_flag(p, 'no_drift_calibration', action='store_true',
+              help='fit the temperature on held-out images only, not also on a '
+                   'degraded copy of each (worse seeing, shallower, smaller)')
     _add_flag(p, 'bottleneck_dir', metavar='DIR',
               help='feature cache (default: <cache dir>/bottlenecks)')
     _add_flag(p, 'summaries_dir', metavar='DIR',
@@ -281,6 +284,7 @@ def _run_retrain(args):
             labels_output=args.output_labels,
             architecture=args.architecture, head=head,
             ood_false_alarm_rate=args.ood_false_alarm_rate,
+            drift_calibration=not args.no_drift_calibration,
             **{k: v for k, v in sgd_flags.items() if v is not None},
             testing_percentage=args.testing_percentage,
             validation_percentage=args.validation_percentage,

@@ -45,16 +45,17 @@ from .datasets import SPLITS, create_image_lists
 from .calibration import (calibrate_probabilities, expected_calibration_error,
                           fit_calibration, floor_probabilities,
                           negative_log_likelihood)
-from .exceptions import (AstroClusterClfError, DatasetError, OutputError,
-                         ParameterError)
-from .io import image_geometry
-from .heads import cross_validate_head
+from .exceptions import (AstroClusterClfError, DatasetError, NonFinitePixelWarning,
+                         OutputError, ParameterError)
+from .io import image_geometry, read_image
+from .heads import cross_validate_head, fit_logistic_head
+from .drift import degrade
 from .ood import DEFAULT_MARGIN, FeatureDensity
 from .finetune import fine_tune as fine_tune_model
 from .forward import forward_function
 from .parallel import prefetch_map
 from .plotting import plot_reliability_diagram
-from .preprocessing import NormalizationSettings, fits_to_rgb
+from .preprocessing import NormalizationSettings, fits_to_rgb, normalize
 from .selection import Candidate, compare, default_candidates, embed_views
 
 __all__ = ['retrain', 'RetrainResult', 'RetrainConfig', 'EvalStep', 'Embedding',
@@ -586,6 +587,7 @@ class RetrainConfig:
     eval_interval: int = 10
     embed_batch_size: int = 32
     ood_false_alarm_rate: float = OOD_FALSE_ALARM_RATE
+    drift_calibration: bool = True
 
     def __post_init__(self):
         head = self.head
@@ -702,6 +704,9 @@ class FittedHead:
     features_of : callable or None
         After fine-tuning: ``features_of(paths)`` in the fine-tuned
         backbone.
+    drift_probabilities : `~numpy.ndarray` or None
+        Held-out probabilities of a degraded copy of each pool image (see
+        `astroclusterclf.drift`), by the same folds.
     """
 
     candidate: object
@@ -713,6 +718,7 @@ class FittedHead:
     history: list
     fine_tuning: dict = None
     features_of: object = None
+    drift_probabilities: object = None
 
 
 def _stack(features, paths, length, n_variants=None):
@@ -961,6 +967,10 @@ def fit_head(config, embedding, *, callback=None):
         fitted = FittedHead(chosen, model, predict, oof, folds, selection, history)
         if config.fine_tune:
             _fine_tune(config, embedding, fitted, evaluator)
+        elif (config.head == 'logistic' and config.drift_calibration
+              and folds is not None):
+            fitted.drift_probabilities = drift_probabilities(config, embedding, chosen,
+                                                             selection.heads, folds)
     finally:
         evaluator.close()
     return fitted
@@ -1032,6 +1042,64 @@ def _fine_tune(config, embedding, fitted, evaluator):
                                                 fitted.folds, config)
 
 
+def _embed_arrays(images, view, config):
+    """Features of in-memory images in one view (no cache)."""
+    settings = _sized(view)
+    forward = forward_function(_view_backbone(view, config.weights))
+    out = []
+    step = int(config.embed_batch_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', NonFinitePixelWarning)   # holes stay holes
+        for i in range(0, len(images), step):
+            batch = np.stack([normalize(image, settings=settings)
+                              for image in images[i:i + step]])
+            out.append(np.asarray(forward(batch)))
+    return np.concatenate(out)
+
+
+def drift_probabilities(config, embedding, candidate, heads, folds):
+    """Held-out probabilities of degraded copies of the pool images.
+
+    Each pool image gets one copy (`astroclusterclf.drift.degrade`,
+    seeded by the run's seed and the image's index), embedded in the
+    candidate's views and predicted by heads of the same recipe and
+    regularization fitted on the other folds.
+
+    Parameters
+    ----------
+    config : `RetrainConfig`
+    embedding : `Embedding`
+    candidate : `~astroclusterclf.selection.Candidate` or `~astroclusterclf.selection.Blend`
+    heads : list of `~astroclusterclf.heads.LogisticHead`
+        The chosen heads (their regularization is reused).
+    folds : `~numpy.ndarray`
+        Fold of each pool image.
+
+    Returns
+    -------
+    probabilities : `~numpy.ndarray`
+        ``(N, n_classes)``.
+    """
+    y = embedding.pool_y
+    n_classes = len(embedding.labels)
+    images = [degrade(read_image(path).data,
+                      np.random.default_rng([int(config.seed), 17, i]))
+              for i, path in enumerate(embedding.pool_paths)]
+    drifted = {view: _embed_arrays(images, view, config) for view in candidate.views}
+    probs = np.zeros((len(y), n_classes))
+    for k in np.unique(folds):
+        inside, held = folds != k, folds == k
+        fold_probs = []
+        for group, head in zip(candidate.groups, heads):
+            x = np.concatenate([embedding.pool[candidate.views[i]] for i in group], axis=-1)
+            fold_head = fit_logistic_head(x[inside], y[inside], C=head.C,
+                                          n_classes=n_classes)
+            fold_probs.append(fold_head.predict_proba(np.concatenate(
+                [drifted[candidate.views[i]][held] for i in group], axis=-1)))
+        probs[held] = np.mean(fold_probs, axis=0)
+    return probs
+
+
 def fit_trust(config, embedding, fitted):
     """Calibrate the head and describe the training features (the trust
     stage).
@@ -1079,9 +1147,18 @@ def fit_trust(config, embedding, fitted):
         smallest = min(int(np.sum(folds != k)) for k in np.unique(folds)) * d.shape[1]
         k_axes = int(max(1, min(OOD_AXES, smallest // 8, d.shape[-1] - 1)))
         density = FeatureDensity.fit(d.reshape(-1, d.shape[-1]), n_components=k_axes)
-        temperature, info = fit_calibration(fitted.oof_probabilities, y)
-        info['source'] = (f'out-of-fold predictions ({int(folds.max()) + 1} folds) over '
-                          f'{len(y)} training images')
+        source = (f'out-of-fold predictions ({int(folds.max()) + 1} folds) over '
+                  f'{len(y)} training images')
+        if fitted.drift_probabilities is None:
+            temperature, info = fit_calibration(fitted.oof_probabilities, y)
+        else:
+            temperature, info = fit_calibration(
+                np.concatenate([fitted.oof_probabilities, fitted.drift_probabilities]),
+                np.concatenate([y, y]))
+            source += ' and a degraded copy of each (see astroclusterclf.drift)'
+            right = fitted.drift_probabilities.argmax(axis=1) == y
+            info['drift_accuracy'] = float(np.mean(right))
+        info['source'] = source
         held = np.zeros(len(y))
         for k in np.unique(folds):
             inside = folds != k
@@ -1210,7 +1287,8 @@ def retrain(image_dir, *, output=None, labels_output=None,
             fine_tune_fraction=1.0, fine_tune_learning_rate=1e-4,
             bottleneck_dir=None, summaries_dir=None, seed=0, eval_interval=10,
             embed_batch_size=32, ood_false_alarm_rate=OOD_FALSE_ALARM_RATE,
-            callback=None, progress=None, reliability_plot='auto'):
+            drift_calibration=True, callback=None, progress=None,
+            reliability_plot='auto'):
     """Retrain a classifier on a folder of class sub-folders.
 
     The run composes the stages of this module: `create_image_lists`
@@ -1296,6 +1374,11 @@ def retrain(image_dir, *, output=None, labels_output=None,
     ood_false_alarm_rate : float, optional
         Fraction of held-out training-like images above the
         out-of-distribution threshold (default 0.05).
+    drift_calibration : bool, optional
+        Fit the temperature on the held-out predictions of the images and
+        of a degraded copy of each (worse seeing, shallower, smaller: see
+        `astroclusterclf.drift`), so that the confidence holds on other
+        surveys too (default; logistic head without fine-tuning).
 
     Returns
     -------

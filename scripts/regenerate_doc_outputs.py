@@ -29,7 +29,7 @@ from pathlib import Path
 import astropy
 
 from astroclusterclf import calibration, cli, heads, selection
-from astroclusterclf.retrain import RetrainResult
+from astroclusterclf.retrain import RetrainResult, fit_trust
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ('docs/tutorial.rst',)
@@ -40,7 +40,7 @@ def printing_digest():
     """SHA-256 (12 hex digits) of the source of what prints the outputs."""
     parts = [RetrainResult.report, cli._RetrainPrinter, cli._run_retrain, cli._run_label,
              cli._run_simulate, selection.default_candidates, selection.Blend,
-             calibration.fit_calibration, heads.DEFAULT_CS]
+             calibration.fit_calibration, heads.DEFAULT_CS, fit_trust]
     h = hashlib.sha256()
     for part in parts:
         h.update((inspect.getsource(part) if not isinstance(part, tuple)

@@ -30,3 +30,15 @@ def test_every_console_block_is_found():
     text = (ROOT / 'docs' / 'tutorial.rst').read_text()
     commands = [command.split()[1] for _, _, command, _ in script._blocks(text)]
     assert commands == ['simulate', 'retrain', 'label', 'label']
+
+
+def test_trust_page_quotes_the_tutorial_run():
+    """The report lines quoted on the trust page are those of the
+    tutorial's regenerated run, so they go stale with it or not at all."""
+    tutorial = (ROOT / 'docs' / 'tutorial.rst').read_text()
+    trust = (ROOT / 'docs' / 'trust.rst').read_text()
+    block = trust.split('from\nthe run of the :ref:`tutorial`)::\n\n', 1)[1].split('\n\n', 1)[0]
+    quoted = [line.strip() for line in block.splitlines()]
+    assert len(quoted) == 3 and quoted[0].startswith('Calibration:')
+    for line in quoted:
+        assert f'    {line}\n' in tutorial, line

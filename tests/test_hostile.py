@@ -1062,7 +1062,14 @@ def test_failed_model_save_leaves_nothing(trained_classifier, tmp_path, monkeypa
         trained_classifier.save(target)
     monkeypatch.undo()
     assert list(tmp_path.iterdir()) == []
-    assert set(system_tmp.iterdir()) - before == set()
+    # Nothing of ours or of Keras' staging is left in the system temporary
+    # folder.  (Other test processes create and remove their own folders
+    # there meanwhile: only folders holding Keras' files count.)
+    left = [p for p in set(system_tmp.iterdir()) - before
+            if p.name.startswith('acc-keras-save-')
+            or (p.is_dir() and any(q.suffix in ('.h5', '.json', '.keras')
+                                   for q in p.rglob('*')))]
+    assert left == []
 
 
 @pytest.mark.slow

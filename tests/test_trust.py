@@ -48,8 +48,11 @@ def test_calibration_is_fitted_reported_and_stored(accurate_result, accurate_mod
     # validation images (the cross-validation that chose the head).
     assert c['source'].startswith('out-of-fold')
     counts = accurate_result.counts
-    assert c['n'] == sum(counts['training'].values()) + sum(counts['validation'].values())
     assert c['method'] in ('temperature', 'none') and c['reason']
+    # ... and on a degraded copy of each (calibration for survey drift).
+    assert 'degraded copy' in c['source'] and c['n'] == 2 * (
+        sum(counts['training'].values()) + sum(counts['validation'].values()))
+    assert 0 <= c['drift_accuracy'] <= 1
     if c['method'] == 'temperature':
         assert 1 < c['temperature'] < 1e3
     else:
