@@ -21,13 +21,15 @@ import numpy as np
 import pytest
 
 import astroclusterclf
-from astroclusterclf import backbones
-from astroclusterclf.backbones import efficientnet_lite, keras_apps
+from astroclusterclf import ClusterClassifier, backbones, retrain
+from astroclusterclf.backbones import (BackboneSpec, available_backbones, efficientnet_lite,
+                                       get_imagenet_classifier, keras_apps, register,
+                                       registry, weights_id)
 from astroclusterclf.backbones.pth import read_pth
 from astroclusterclf.hashing import file_sha256
 from astroclusterclf.config import CACHE_ENV_VAR
-from astroclusterclf.exceptions import (UnknownBackboneError,
-                                        WeightsIntegrityError,
+from astroclusterclf.exceptions import (ParameterError, UnknownBackboneError,
+                                        UnsupportedInputError, WeightsIntegrityError,
                                         WeightsNotFoundError)
 from astroclusterclf.preprocessing import resize
 
@@ -541,3 +543,45 @@ def test_astro_lite0_has_no_imagenet_classifier():
     from astroclusterclf.exceptions import UnsupportedInputError
     with pytest.raises(UnsupportedInputError, match='no ImageNet classifier'):
         backbones.get_imagenet_classifier('astro_lite0')
+
+
+# -- a new backbone: one module, one registration ---------------------------------
+
+def _build_toy(spec, weights, input_size):
+    """The toy backbone's build hook: a seeded 8-filter convolution and a
+    global average."""
+    import keras
+
+    inputs = keras.Input((input_size, input_size, 3), name='image')
+    x = keras.layers.Conv2D(8, 3, activation='relu', name='toy_conv',
+                            kernel_initializer=keras.initializers.GlorotUniform(seed=0))(inputs)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name=spec.name)
+    if weights not in (None, 'imagenet'):
+        model.load_weights(weights)
+    return model
+
+
+@pytest.mark.slow
+def test_a_new_backbone_is_one_module_and_one_registration(small_dataset_dir, tmp_path,
+                                                           monkeypatch):
+    """What adding a backbone takes: a module with its hooks (here the
+    function above and two lambdas) and one `register` call; retrain,
+    save, load and classify then work with it, with no other change."""
+    monkeypatch.setattr(registry, '_REGISTRY', dict(registry._REGISTRY))
+    register(BackboneSpec(
+        name='toy_cnn', family='toy', input_size=32, feature_length=8,
+        preprocessing='none', weights_source='seeded random (a test)',
+        license='BSD-3-Clause', build=_build_toy,
+        imagenet_id=lambda spec: 'seeded:0'))
+    assert 'toy_cnn' in available_backbones()
+    assert weights_id('toy_cnn') == 'toy_cnn:seeded:0'
+    result = retrain(small_dataset_dir, architecture='toy_cnn', augment=False,
+                     output=tmp_path / 'toy.keras', bottleneck_dir=tmp_path / 'bn')
+    clf = ClusterClassifier.load(tmp_path / 'toy.keras')
+    assert clf.backbone == 'toy_cnn' and clf.input_size == 32
+    label, p = clf.classify(sorted(small_dataset_dir.glob('*/*.fits'))[0])
+    assert label in result.labels and 0 < p < 1
+    with pytest.raises(ParameterError, match='already registered'):
+        register(registry.get_spec('toy_cnn'))
+    with pytest.raises(UnsupportedInputError, match='no ImageNet classifier'):
+        get_imagenet_classifier('toy_cnn')

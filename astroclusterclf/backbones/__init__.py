@@ -17,12 +17,15 @@ True
 """
 
 from .registry import (DEFAULT_BACKBONE, BackboneSpec, available,
-                       get_backbone, get_imagenet_classifier, get_spec)
+                       get_backbone, get_imagenet_classifier, get_spec, register)
 # Used by the bottleneck cache and retrain, not public API:
 from .registry import shared_backbone, weights_id  # noqa: F401
+# Each family module registers its backbones: one import line per family,
+# in the order of available().
+from . import efficientnet_lite, astro_lite, keras_apps  # noqa: F401, E402
 
 #: The name the package root exports `available` under.
 available_backbones = available
 
 __all__ = ['DEFAULT_BACKBONE', 'BackboneSpec', 'available_backbones', 'available',
-           'get_backbone', 'get_imagenet_classifier', 'get_spec']
+           'get_backbone', 'get_imagenet_classifier', 'get_spec', 'register']

@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_write
-from ..exceptions import WeightsIntegrityError, WeightsNotFoundError
+from ..exceptions import UnsupportedInputError, WeightsIntegrityError, WeightsNotFoundError
 from ..hashing import file_sha256
-from . import efficientnet_lite
+from . import _weights, efficientnet_lite
+from .registry import BackboneSpec, register
 
 __all__ = []  # internal: used through astroclusterclf.backbones
 
@@ -143,3 +144,34 @@ def backbone(*, input_size=None):
         VARIANT, input_size=input_size or INPUT_SIZE, name='astro_lite0')
     assign_weights(model, arrays, path)
     return model
+
+
+# -- registration ----------------------------------------------------------------
+
+def _build(spec, weights, input_size):
+    if isinstance(weights, str) and weights == 'imagenet':
+        return backbone(input_size=input_size)
+    if str(weights).endswith('.pth'):
+        raise UnsupportedInputError(
+            f'{spec.name}: .pth checkpoints are ImageNet weights; use '
+            'the efficientnet_lite0 backbone for them')
+    model = efficientnet_lite.build_efficientnet_lite(VARIANT, input_size=input_size,
+                                                      name=spec.name)
+    if weights is not None:
+        _weights.load_weights_file(model, weights)
+    return model
+
+
+def _imagenet_id(spec):
+    return f'astro:{SHA256[:16]}'
+
+
+register(BackboneSpec(
+    name='astro_lite0', family='astro_lite', input_size=INPUT_SIZE,
+    feature_length=1280, preprocessing='(255 x - 127) / 128',
+    weights_source=('shipped in astroclusterclf/data/' + FILENAME
+                    + ': EfficientNet-Lite0 fine-tuned on simulated frames '
+                    '(scripts/build_astro_lite0.py, see the model card)'),
+    license=('BSD-3-Clause (astroclusterclf), derived from the Apache-2.0 '
+             'EfficientNet-Lite0 ImageNet weights'),
+    build=_build, imagenet_id=_imagenet_id, accepts_pth=True))

