@@ -94,7 +94,23 @@ FLAG_DESCRIPTION = ('bit flags: 0 = fine, 1 = off the image, 2 = partial cutout 
 
 
 class FitsAnnotation(NamedTuple):
-    """What `annotate_fits` wrote."""
+    """What `annotate_fits` wrote.
+
+    Attributes
+    ----------
+    path : `~pathlib.Path`
+        The annotated file.
+    hdu : int
+        Index of the classified (and annotated) HDU.
+    label : str
+        Predicted class.
+    confidence : float
+        Its (calibrated) probability.
+    ood_score : float
+        Out-of-distribution score (NaN for models without it).
+    flag : int
+        `~astroclusterclf.classifier.PredictionFlag` bits (0: no doubt).
+    """
 
     path: Path
     """The annotated file."""
@@ -392,6 +408,16 @@ def annotate_fits(classifier, path, *, output=None, in_place=False, hdu=None,
 def probability_column_name(label):
     """Name of the probability column of a class: ``prob_<label>`` with
     every non-alphanumeric character replaced by ``_``.
+
+    Parameters
+    ----------
+    label : str
+        A class label (non-ASCII characters are transliterated first).
+
+    Returns
+    -------
+    name : str
+        The column name.
 
     Examples
     --------
@@ -1005,6 +1031,11 @@ def read_catalog(path, *, format=None):
     format : str, optional
         An astropy table format name, when it cannot be guessed.
 
+    Returns
+    -------
+    table : `~astropy.table.Table`
+        The catalog (unknown units are not an error).
+
     Raises
     ------
     CatalogError
@@ -1088,6 +1119,11 @@ def write_table(table, path, *, format=None, overwrite=False):
         An astropy table format name.
     overwrite : bool, optional
         Replace an existing file.
+
+    Returns
+    -------
+    path : `~pathlib.Path`
+        The file written.
 
     Raises
     ------

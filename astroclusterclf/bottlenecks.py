@@ -45,7 +45,14 @@ log = logging.getLogger(__name__)
 
 
 def default_bottleneck_dir():
-    """Return ``<cache dir>/bottlenecks`` (see `astroclusterclf.config`)."""
+    """Return ``<cache dir>/bottlenecks`` (see `astroclusterclf.config`).
+
+    Returns
+    -------
+    path : `~pathlib.Path`
+        The default bottleneck folder, under `astroclusterclf.config.cache_dir`
+        (it need not exist yet).
+    """
     return cache_dir() / 'bottlenecks'
 
 
@@ -134,12 +141,38 @@ class BottleneckCache:
 
         One file per image, not per variant: creating a small file costs
         about as much as a forward pass of one image on some disks.
+
+        Parameters
+        ----------
+        digest : str
+            SHA-256 hex digest of the image file's content.
+
+        Returns
+        -------
+        path : `~pathlib.Path`
+            ``<root>/<first two hex digits>/<digest>.npy`` (it need not
+            exist).
         """
         return self.root / digest[:2] / f'{digest}.npy'
 
     def load_entry(self, digest, *, quiet=False):
         """Return the entry of a file digest (see `entry_path`), or `None`
-        if missing or corrupt (logged, unless ``quiet``)."""
+        if missing or corrupt (logged, unless ``quiet``).
+
+        Parameters
+        ----------
+        digest : str
+            SHA-256 hex digest of the image file's content.
+        quiet : bool, optional
+            Do not log a warning for a corrupt entry.
+
+        Returns
+        -------
+        entry : `~numpy.ndarray` or None
+            ``(N_VARIANTS, feature_length)`` float32, NaN rows for the
+            variants not computed; `None` when the file is missing,
+            unreadable, or of the wrong shape, dtype or content.
+        """
         path = self.entry_path(digest)
         try:
             with open(path, 'rb') as f:
@@ -164,7 +197,21 @@ class BottleneckCache:
 
     def load(self, digest, variant):
         """Return the cached vector of one variant, or `None` if missing or
-        corrupt."""
+        corrupt.
+
+        Parameters
+        ----------
+        digest : str
+            SHA-256 hex digest of the image file's content.
+        variant : int
+            Dihedral variant (0-7, see `astroclusterclf.augment.dihedral`).
+
+        Returns
+        -------
+        vector : `~numpy.ndarray` or None
+            ``(feature_length,)`` float32 features, or `None` when the
+            entry is missing or corrupt or that variant was not computed.
+        """
         entry = self.load_entry(digest)
         if entry is None or np.isnan(entry[variant, 0]):
             return None
@@ -177,6 +224,15 @@ class BottleneckCache:
         A cache that cannot be written (read-only, disk full) is not an
         error: the features are still returned, a warning is logged once,
         and `read_only` becomes True.
+
+        Parameters
+        ----------
+        digest : str
+            SHA-256 hex digest of the image file's content.
+        entry : array-like
+            ``(N_VARIANTS, feature_length)`` features (stored as float32),
+            NaN rows for the variants not computed; those rows are filled
+            from the entry already on disk, if any.
         """
         if self.read_only:
             return

@@ -99,6 +99,19 @@ def calibrate_probabilities(probabilities, temperature):
     ``softmax(log(p) / T)`` equals ``softmax(z / T)`` for the logits ``z``
     that gave ``p``, so a model that outputs probabilities is calibrated
     without changing it.  Zero probabilities stay zero.
+
+    Parameters
+    ----------
+    probabilities : array-like
+        ``(N, n_classes)`` probabilities, rows summing to 1.
+    temperature : float
+        :math:`T > 0`; 1 leaves the probabilities as they are.
+
+    Returns
+    -------
+    probabilities : `~numpy.ndarray`
+        ``(N, n_classes)``, float64: the calibrated probabilities (the
+        input as float64 when ``temperature`` is 1 or it is empty).
     """
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if temperature == 1 or probabilities.size == 0:
@@ -110,7 +123,21 @@ def calibrate_probabilities(probabilities, temperature):
 
 
 def negative_log_likelihood(probabilities, labels):
-    """Mean negative log-likelihood of the true classes (NaN when empty)."""
+    """Mean negative log-likelihood of the true classes (NaN when empty).
+
+    Parameters
+    ----------
+    probabilities : array-like
+        ``(N, n_classes)`` predicted probabilities.
+    labels : array-like of int
+        ``(N,)`` indices of the true classes.
+
+    Returns
+    -------
+    nll : float
+        Mean of ``-log p(true class)``, each probability clipped to at
+        least 1e-12; NaN when there are no labels.
+    """
     probabilities = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels, dtype=int)
     if len(labels) == 0:
@@ -283,6 +310,16 @@ def fit_calibration(probabilities, labels, *, prior_width=PRIOR_WIDTH):
 def reliability_bins(probabilities, labels, *, n_bins=10):
     """Confidence against accuracy in equal-width confidence bins.
 
+    Parameters
+    ----------
+    probabilities : array-like
+        ``(N, n_classes)`` predicted probabilities; the confidence of a
+        prediction is its largest probability.
+    labels : array-like of int
+        ``(N,)`` indices of the true classes.
+    n_bins : int, optional
+        Number of bins over [0, 1] (default 10).
+
     Returns
     -------
     bins : dict
@@ -313,7 +350,23 @@ def reliability_bins(probabilities, labels, *, n_bins=10):
 def expected_calibration_error(probabilities, labels, *, n_bins=10):
     """Expected calibration error (ECE): the count-weighted mean gap
     between confidence and accuracy over equal-width bins (Naeini et al.
-    2015; Guo et al. 2017).  NaN when empty."""
+    2015; Guo et al. 2017).  NaN when empty.
+
+    Parameters
+    ----------
+    probabilities : array-like
+        ``(N, n_classes)`` predicted probabilities.
+    labels : array-like of int
+        ``(N,)`` indices of the true classes.
+    n_bins : int, optional
+        Number of equal-width confidence bins (default 10; see
+        `reliability_bins`).
+
+    Returns
+    -------
+    ece : float
+        Between 0 (calibrated) and 1; NaN when there are no labels.
+    """
     bins = reliability_bins(probabilities, labels, n_bins=n_bins)
     total = bins['count'].sum()
     if total == 0:

@@ -44,6 +44,14 @@ class ChunkStore:
     """The finished chunks of one run, in ``<output>.parts/``.
 
     Use `ChunkStore.open`.
+
+    Parameters
+    ----------
+    folder : str or `~pathlib.Path`
+        The parts folder (see `folder_for`); it is neither created nor
+        checked here.
+    manifest : dict or None
+        What identifies the run (as read back from JSON).
     """
 
     def __init__(self, folder, manifest):
@@ -53,7 +61,18 @@ class ChunkStore:
 
     @staticmethod
     def folder_for(output):
-        """The parts folder of an output file."""
+        """The parts folder of an output file.
+
+        Parameters
+        ----------
+        output : str or `~pathlib.Path`
+            The final output file.
+
+        Returns
+        -------
+        folder : `~pathlib.Path`
+            ``<output>.parts`` beside it (it need not exist).
+        """
         output = Path(output)
         return output.with_name(output.name + '.parts')
 
@@ -70,6 +89,12 @@ class ChunkStore:
         resume : bool
             Continue from the chunks of an interrupted run with the same
             manifest.  Without it, partial results are refused.
+
+        Returns
+        -------
+        store : `ChunkStore`
+            The store, with the chunks an earlier run finished in ``done``
+            (none for a new folder, which is created with the manifest).
 
         Raises
         ------
@@ -114,7 +139,20 @@ class ChunkStore:
     @classmethod
     def found(cls, output):
         """``(chunks, rows)`` finished by an earlier run of ``output`` (0, 0
-        when there is none), read without checking whose they are."""
+        when there is none), read without checking whose they are.
+
+        Parameters
+        ----------
+        output : str or `~pathlib.Path`
+            The final output file.
+
+        Returns
+        -------
+        n_chunks : int
+            Finished chunks in its parts folder.
+        n_rows : int
+            Catalog rows in those chunks.
+        """
         folder = cls.folder_for(output)
         if not folder.is_dir():
             return 0, 0
@@ -134,7 +172,17 @@ class ChunkStore:
 
     def write(self, chunk_id, *, rows, values):
         """Write one finished chunk atomically: ``rows`` (catalog row
-        indices) and ``values`` (arrays with one entry per row)."""
+        indices) and ``values`` (arrays with one entry per row).
+
+        Parameters
+        ----------
+        chunk_id : int
+            Number of the chunk (its file is ``chunk-<chunk_id>.npz``).
+        rows : array-like of int
+            Catalog row indices of the chunk.
+        values : dict
+            ``{name: array-like}``, one entry per row each.
+        """
         path = self.folder / f'chunk-{int(chunk_id):07d}.npz'
         arrays = {'rows': np.asarray(rows, np.int64)}
         arrays.update({f'v_{name}': np.asarray(value) for name, value in values.items()})
@@ -146,7 +194,19 @@ class ChunkStore:
         self.done[int(chunk_id)] = path
 
     def read(self, chunk_id):
-        """``{'rows': ..., name: ...}`` of a finished chunk."""
+        """``{'rows': ..., name: ...}`` of a finished chunk.
+
+        Parameters
+        ----------
+        chunk_id : int
+            Number of a finished chunk (a key of ``done``).
+
+        Returns
+        -------
+        data : dict
+            ``'rows'``: the catalog row indices (int64), and one array per
+            name given to `write`.
+        """
         with np.load(self.done[chunk_id], allow_pickle=False) as archive:
             data = {'rows': archive['rows']}
             data.update({key[2:]: archive[key] for key in archive.files

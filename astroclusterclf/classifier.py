@@ -98,7 +98,24 @@ class PredictionFlag(enum.IntFlag):
 
 
 class Assessment(NamedTuple):
-    """The result of `ClusterClassifier.assess`."""
+    """The result of `ClusterClassifier.assess`.
+
+    Attributes
+    ----------
+    probabilities : `~numpy.ndarray`
+        ``(N, n_classes)`` calibrated probabilities (NaN rows for skipped
+        sources).
+    ood_score : `~numpy.ndarray`
+        ``(N,)`` out-of-distribution scores: about 1 for images like the
+        training images, flagged above
+        `ClusterClassifier.ood_threshold`; NaN for models without a
+        description of their training features.
+    flag : `~numpy.ndarray` of int16
+        ``(N,)`` `PredictionFlag` bits (0: no reason for doubt).
+    errors : list of (int, Exception)
+        ``[(index, exception), ...]`` of the sources that could not be
+        read (with ``on_error='skip'``).
+    """
 
     probabilities: np.ndarray
     """``(N, n_classes)`` calibrated probabilities (NaN rows for skipped
@@ -119,6 +136,17 @@ def degenerate_flag(data):
     """`PredictionFlag.DEGENERATE` for an image no classifier should be
     trusted on, else 0: constant (all finite pixels equal), smaller than
     `MIN_IMAGE_SIZE` pixels on a side, or more than half masked.
+
+    Parameters
+    ----------
+    data : array-like
+        A 2-D ``(ny, nx)`` or 3-D ``(nbands, ny, nx)`` image; NaN (or
+        other non-finite) pixels count as masked.
+
+    Returns
+    -------
+    flag : `PredictionFlag`
+        ``PredictionFlag.DEGENERATE`` or ``PredictionFlag(0)``.
 
     Examples
     --------
@@ -146,6 +174,16 @@ def read_labels(path):
     """Read a label file (one label per line, as `retrain` writes).
 
     Blank lines at the end are ignored; spaces inside labels are kept.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The label file (UTF-8).
+
+    Returns
+    -------
+    labels : list of str
+        The labels, in file order (line endings stripped).
 
     Raises
     ------
@@ -667,6 +705,12 @@ class ClusterClassifier:
             One row of `predict`.
         k : int, optional
             Keep the ``k`` best (default: all).
+
+        Returns
+        -------
+        ranked : list of (str, float)
+            ``(label, probability)`` pairs, by decreasing probability (ties
+            in the order of `labels`).
         """
         probabilities = np.asarray(probabilities, dtype=float).ravel()
         order = np.argsort(-probabilities, kind='stable')
@@ -676,9 +720,45 @@ class ClusterClassifier:
 
     def classify(self, source, *, hdu=None, bands=None, tta=False):
         """Return ``(label, probability)`` of the best class of one image
-        (options as for `predict`)."""
+        (options as for `predict`).
+
+        Parameters
+        ----------
+        source : source
+            One image, anything `astroclusterclf.io.read_image` accepts.
+        hdu : int or str, optional
+            HDU to read from a FITS file or HDU list.
+        bands : tuple of int, optional
+            The 1 or 3 bands of a cube to use, in R, G, B order (default:
+            the model's settings).
+        tta : bool, optional
+            Average the probabilities over the 8 rotations/flips.
+
+        Returns
+        -------
+        label : str
+            The most probable class.
+        probability : float
+            Its calibrated probability.
+        """
         return self.rank(self.predict(source, hdu=hdu, bands=bands, tta=tta)[0], 1)[0]
 
     def top_k(self, source, k=5, *, hdu=None):
-        """Return the ``k`` best ``(label, probability)`` of one image."""
+        """Return the ``k`` best ``(label, probability)`` of one image.
+
+        Parameters
+        ----------
+        source : source
+            One image, anything `astroclusterclf.io.read_image` accepts.
+        k : int, optional
+            Number of classes to return (default 5; fewer when the model
+            has fewer).
+        hdu : int or str, optional
+            HDU to read from a FITS file or HDU list.
+
+        Returns
+        -------
+        ranked : list of (str, float)
+            ``(label, probability)`` pairs, best first (see `rank`).
+        """
         return self.rank(self.predict(source, hdu=hdu)[0], k)

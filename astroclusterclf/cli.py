@@ -194,7 +194,7 @@ def _run_simulate(args):
     with ProgressBar(2 * max(args.n_per_class, 0)) as bar:
         files = make_dataset(args.output, n_per_class=args.n_per_class,
                              seed=args.seed, size=args.size,
-                             bands=args.bands, formats=formats,
+                             n_bands=args.bands, formats=formats,
                              randomize=args.randomize,
                              progress=lambda done, total: bar.update(done))
     for label, paths in files.items():

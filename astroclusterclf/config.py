@@ -62,6 +62,11 @@ def cache_dir():
     The precedence is: the ``ASTROCLUSTERCLF_CACHE_DIR`` environment
     variable, then ``conf.cache_dir``, then
     ``<astropy cache dir>/astroclusterclf``.
+
+    Returns
+    -------
+    path : `~pathlib.Path`
+        The cache directory (``~`` expanded); it need not exist.
     """
     env = os.environ.get(CACHE_ENV_VAR)
     if env:
@@ -74,6 +79,11 @@ def cache_dir():
 
 def max_image_bytes():
     """Return the size guard `Conf.max_image_mib` in bytes.
+
+    Returns
+    -------
+    nbytes : int
+        ``conf.max_image_mib`` MiB, in bytes.
 
     Examples
     --------

@@ -60,7 +60,20 @@ class CutoutFlag(enum.IntFlag):
 
 
 class CutoutResult(NamedTuple):
-    """One catalog position cut out of a large image."""
+    """One catalog position cut out of a large image.
+
+    Attributes
+    ----------
+    cutout : `~astropy.nddata.Cutout2D` or None
+        The cutout (`None` when off the image); its ``data`` is float,
+        ``(ny, nx)`` or ``(nbands, ny, nx)``, with the missing pixels of a
+        partial cutout set to ``fill_value``.
+    flag : `CutoutFlag`
+        Bits saying what went wrong (0 when all is well).
+    bad_fraction : float
+        Fraction of the cutout's pixels that are non-finite (1.0 when off
+        the image).
+    """
 
     cutout: Cutout2D | None
     """The cutout (``None`` when off the image).  Its ``data`` is float,
@@ -498,6 +511,20 @@ def make_cutouts(image, positions, size, **options):
 
     Same parameters as `iter_cutouts` (``options`` are its keyword
     options).
+
+    Parameters
+    ----------
+    image : str, `os.PathLike`, `~astropy.io.fits.HDUList`, HDU, NDData, tuple or array
+        The image, 2-D ``(ny, nx)`` or 3-D ``(nbands, ny, nx)`` (see
+        `iter_cutouts`).
+    positions : `~astropy.table.Table`, `~astropy.coordinates.SkyCoord` or array
+        A catalog, sky positions, or an ``(N, 2)`` array of 0-based pixel
+        positions ``(x, y)``.
+    size : int, `~astropy.units.Quantity`, str or pair
+        Cutout size in pixels or as an angle (see `parse_size`).
+    **options
+        The keyword options of `iter_cutouts`: ``hdu``, ``ra``, ``dec``,
+        ``fill_value``, ``max_bad_fraction``, ``with_wcs``.
 
     Returns
     -------

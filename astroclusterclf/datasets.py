@@ -205,18 +205,48 @@ class ImageLists:
     testing: dict = field(default_factory=dict)
 
     def files(self, split):
-        """Return ``[(path, label_index), ...]`` of one set."""
+        """Return ``[(path, label_index), ...]`` of one set.
+
+        Parameters
+        ----------
+        split : {'training', 'validation', 'testing'}
+            The set.
+
+        Returns
+        -------
+        files : list of (`~pathlib.Path`, int)
+            Its files with the index of their label in `labels`, label by
+            label.
+        """
         lists = getattr(self, split)
         return [(path, i) for i, label in enumerate(self.labels)
                 for path in lists[label]]
 
     def counts(self):
-        """Return ``{split: {label: count}}``."""
+        """Return ``{split: {label: count}}``.
+
+        Returns
+        -------
+        counts : dict
+            ``{split: {label: number of files}}`` for the three sets and
+            every label.
+        """
         return {split: {label: len(getattr(self, split)[label])
                         for label in self.labels} for split in SPLITS}
 
     def split_of(self, path):
-        """Return the set name of a file, or `None` if it is not listed."""
+        """Return the set name of a file, or `None` if it is not listed.
+
+        Parameters
+        ----------
+        path : str or `~pathlib.Path`
+            A file, as listed (the path is compared, not resolved).
+
+        Returns
+        -------
+        split : {'training', 'validation', 'testing'} or None
+            The set that lists it.
+        """
         path = Path(path)
         for split in SPLITS:
             for files in getattr(self, split).values():

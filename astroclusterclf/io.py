@@ -131,6 +131,17 @@ def pixel_scale(wcs):
     """The pixel scale of a celestial WCS in arcsec per pixel (the mean of
     the two axes), or `None` without a celestial WCS.
 
+    Parameters
+    ----------
+    wcs : `~astropy.wcs.WCS` or None
+        The WCS (its celestial part is used).
+
+    Returns
+    -------
+    scale : float or None
+        Arcsec per pixel; `None` without a celestial WCS, or when the
+        scale is not a positive finite number (a degenerate matrix).
+
     Examples
     --------
     >>> from astropy.wcs import WCS
@@ -155,6 +166,16 @@ def image_hdus(path):
     """Indices of every image HDU of a FITS file (by the rule of
     `resolve_image`: image HDUs declaring at least two axes), e.g. the
     ``SCI`` extensions of HST/JWST-style files.
+
+    Parameters
+    ----------
+    path : str or `os.PathLike`
+        A FITS file (``.fits``, ``.fit``, ``.fts``, compressed or not).
+
+    Returns
+    -------
+    indices : list of int
+        The indices of its image HDUs, in file order (at least one).
 
     Raises
     ------
@@ -293,6 +314,28 @@ class ImageSource:
     Returned by `resolve_image`; use it as a context manager, which closes
     a file that `resolve_image` opened.
 
+    Parameters
+    ----------
+    name : str
+        The path as given, or a short description of the input.
+    hdu : HDU, optional
+        The selected image HDU of a FITS input (its pixels are read from
+        it, through its ``section`` where possible).
+    index : int, optional
+        Its index in the HDU list (0 for a bare HDU).
+    header : `~astropy.io.fits.Header`, optional
+        The header of the image.
+    array : array-like, optional
+        The pixels of an input without HDUs (not copied).
+    mask : array-like of bool, optional
+        Masked pixels of ``array`` (they become NaN when read); broadcast
+        to its shape.
+    wcs : `~astropy.wcs.WCS`, optional
+        The WCS, when the input gives one (else it is made from
+        ``header`` when asked for).
+    hdulist : `~astropy.io.fits.HDUList`, optional
+        A file opened for this image, closed by `close`.
+
     Attributes
     ----------
     name : str
@@ -343,7 +386,20 @@ class ImageSource:
 
     def read(self, *, with_wcs=True):
         """Read the whole image into an `ImageData` (a new float array;
-        BLANK and masked pixels become NaN)."""
+        BLANK and masked pixels become NaN).
+
+        Parameters
+        ----------
+        with_wcs : bool, optional
+            Make the WCS from the header (a WCS given with the input is
+            always kept, as a copy).
+
+        Returns
+        -------
+        image : `ImageData`
+            The pixels as float, a copy of the header and the WCS (or
+            `None`), and the name.
+        """
         if self.hdu is not None:
             check_declared_size(self.hdu.header, self.name)
             raw = self.hdu.data

@@ -62,7 +62,18 @@ FORMAT_VERSION = 2
 
 class Field(NamedTuple):
     """One metadata entry: its JSON types, the version that added it and
-    what it holds."""
+    what it holds.
+
+    Attributes
+    ----------
+    types : tuple of type
+        The Python types its JSON value may have (``type(None)`` when it
+        may be null).
+    since : int
+        The `FORMAT_VERSION` that added it (0: present from the start).
+    description : str
+        What it holds, in a few words.
+    """
 
     types: tuple
     since: int

@@ -153,6 +153,12 @@ class FeatureDensity:
             included).
         n_components : int, optional
             Principal axes kept (at most ``N / 8`` and ``d - 1``).
+
+        Returns
+        -------
+        density : `FeatureDensity`
+            The description, with no threshold yet (NaN; see
+            `choose_threshold`).
         """
         x = np.asarray(features, dtype=np.float64)
         if x.ndim != 2 or len(x) < 3 or x.shape[1] < 2:
@@ -200,6 +206,20 @@ class FeatureDensity:
         The threshold is ``margin`` times the ``quantile`` of the scores of
         held-out in-distribution images (images of the training classes
         that the description was not fitted on).
+
+        Parameters
+        ----------
+        held_out : array-like
+            ``(N, d)`` feature vectors of held-out images (at least one).
+        quantile : float, optional
+            Quantile of their scores (default `DEFAULT_QUANTILE`).
+        margin : float, optional
+            Factor applied to that quantile (default `DEFAULT_MARGIN`).
+
+        Returns
+        -------
+        density : `FeatureDensity`
+            A copy of this description with ``threshold`` set.
         """
         scores = self.score(held_out)
         if not len(scores):
@@ -209,7 +229,14 @@ class FeatureDensity:
     # -- storage -----------------------------------------------------------
 
     def to_bytes(self):
-        """Serialize as a NumPy ``.npz`` archive (float32 arrays)."""
+        """Serialize as a NumPy ``.npz`` archive (float32 arrays).
+
+        Returns
+        -------
+        data : bytes
+            The archive, with arrays ``mean``, ``components``, ``scale``
+            and ``threshold``.
+        """
         buffer = io.BytesIO()
         np.savez(buffer, **{name: np.asarray(getattr(self, name), np.float32)
                             for name in _FIELDS})
@@ -217,7 +244,20 @@ class FeatureDensity:
 
     @classmethod
     def from_bytes(cls, data, *, name='<bytes>'):
-        """Read what `to_bytes` wrote; `ModelFileError` if it does not fit."""
+        """Read what `to_bytes` wrote; `ModelFileError` if it does not fit.
+
+        Parameters
+        ----------
+        data : bytes
+            The ``.npz`` archive.
+        name : str, optional
+            Where it comes from, for the error message.
+
+        Returns
+        -------
+        density : `FeatureDensity`
+            The description (arrays as float64).
+        """
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as archive:
                 arrays = {field: np.asarray(archive[field], np.float64) for field in _FIELDS}

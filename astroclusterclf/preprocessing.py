@@ -304,7 +304,16 @@ class NormalizationSettings:
     # -- astropy objects -----------------------------------------------------
 
     def make_interval(self):
-        """The `astropy.visualization` interval object for these settings."""
+        """The `astropy.visualization` interval object for these settings.
+
+        Returns
+        -------
+        interval : `~astropy.visualization.BaseInterval`
+            A `~astropy.visualization.ZScaleInterval`,
+            `~astropy.visualization.PercentileInterval` (of ``percentile``),
+            `~astropy.visualization.MinMaxInterval`, or
+            `~astropy.visualization.ManualInterval` (``vmin``, ``vmax``).
+        """
         if self.interval == 'zscale':
             return ZScaleInterval()
         if self.interval == 'percentile':
@@ -314,7 +323,16 @@ class NormalizationSettings:
         return ManualInterval(vmin=self.vmin, vmax=self.vmax)
 
     def make_stretch(self):
-        """The `astropy.visualization` stretch object for these settings."""
+        """The `astropy.visualization` stretch object for these settings.
+
+        Returns
+        -------
+        stretch : `~astropy.visualization.BaseStretch`
+            An `~astropy.visualization.AsinhStretch` or
+            `~astropy.visualization.LogStretch` (with ``stretch_a`` when
+            set), a `~astropy.visualization.SqrtStretch`, or a
+            `~astropy.visualization.LinearStretch`.
+        """
         if self.stretch == 'asinh':
             return (AsinhStretch() if self.stretch_a is None
                     else AsinhStretch(a=self.stretch_a))

@@ -84,7 +84,27 @@ def ood_view_settings(settings):
 
 
 class EvalStep(NamedTuple):
-    """Figures of one evaluation step (passed to ``callback``)."""
+    """Figures of one evaluation step (passed to ``callback``).
+
+    Attributes
+    ----------
+    step : int
+        Training step (of the SGD head, or of the head and then the
+        fine-tuning steps, counted on).
+    train_accuracy : float
+        Accuracy on the step's training batch (NaN for the evaluation
+        that starts the fine-tuning).
+    cross_entropy : float
+        Its cross entropy.
+    validation_accuracy : float
+        Accuracy on the validation images (NaN without any).
+    validation_cross_entropy : float
+        Their cross entropy.
+    n_validation : int
+        Number of validation images.
+    stage : str
+        ``'head'`` (the SGD head) or ``'fine_tune'``.
+    """
 
     step: int
     train_accuracy: float
@@ -199,7 +219,14 @@ class RetrainResult:
 
     def confusion_table(self):
         """Return the confusion matrix as an `~astropy.table.Table` (one
-        row per true class, one column per predicted class)."""
+        row per true class, one column per predicted class).
+
+        Returns
+        -------
+        table : `~astropy.table.Table`
+            A ``true \\ predicted`` column of labels, then one column of
+            test-set counts per predicted label.
+        """
         t = Table()
         t['true \\ predicted'] = self.labels
         for j, label in enumerate(self.labels):
@@ -207,7 +234,15 @@ class RetrainResult:
         return t
 
     def report(self):
-        """Return the final report as text (what the CLI prints)."""
+        """Return the final report as text (what the CLI prints).
+
+        Returns
+        -------
+        report : str
+            Several lines: the candidates compared and the one chosen, the
+            fine-tuning, the accuracies, the calibration and the skipped
+            files, as far as the run has them.
+        """
         lines = []
         n_test = int(self.confusion_matrix.sum())
         t = self.candidates if self.candidates is not None else self.selection
@@ -563,6 +598,61 @@ class RetrainConfig:
     The fields are the keyword arguments of `retrain` (see there); the
     stage functions of this module each take the config and the results
     of the stages before them.
+
+    Attributes
+    ----------
+    architecture : str
+        Backbone name, or ``'auto'``: the views and blends of
+        `~astroclusterclf.selection.default_candidates`, compared by
+        cross-validation.
+    weights : str or path-like
+        Backbone weights (``'imagenet'``: each backbone's pretrained ones).
+    input_size : int or None
+        Backbone input size in pixels (`None`: the backbone's own).
+    settings : `~astroclusterclf.NormalizationSettings` or None
+        Normalization (a dict is converted; `None`: those the selection
+        compares, or the defaults for a named architecture).
+    head : {'logistic', 'sgd'}
+        The head fitted (given as `None`: ``'sgd'`` with ``hidden_units``,
+        else ``'logistic'``).
+    steps : int
+        Training steps of the SGD head.
+    batch_size : int
+        Random training vectors per SGD step (``<= 0``: all).
+    learning_rate : float
+        Learning rate of the SGD head.
+    validation_percentage : float
+        Percentage of each class in the validation set.
+    testing_percentage : float
+        Percentage of each class in the test set.
+    augment : bool
+        Train on the 8 rotations/flips of each training image.
+    hidden_units : int
+        Size of a hidden ReLU layer of the SGD head (0: none).
+    fine_tune : bool
+        Train the backbone with the head after the head alone.
+    fine_tune_steps : int
+        Most fine-tuning steps.
+    fine_tune_fraction : float
+        Fraction of the backbone's weighted layers fine-tuned.
+    fine_tune_learning_rate : float
+        Adam learning rate of the fine-tuning.
+    bottleneck_dir : str, path-like or None
+        Feature cache (`None`: ``<cache dir>/bottlenecks``).
+    summaries_dir : str, path-like or None
+        Folder for TensorBoard scalars (`None`: none written).
+    seed : int
+        Seed of the folds, the SGD head and batch sampling.
+    eval_interval : int
+        Evaluate every this many SGD steps.
+    embed_batch_size : int
+        Images per backbone forward pass while computing bottlenecks.
+    ood_false_alarm_rate : float
+        Fraction of held-out training-like images above the
+        out-of-distribution threshold (strictly between 0 and 0.5).
+    drift_calibration : bool
+        Fit the temperature on degraded copies of the images too (see
+        `astroclusterclf.drift`).
     """
 
     architecture: str = 'auto'
@@ -620,7 +710,18 @@ class RetrainConfig:
         return self.head == 'logistic' and not self.fine_tune
 
     def candidates(self):
-        """The views and blends to compare (one for a named architecture)."""
+        """The views and blends to compare (one for a named architecture).
+
+        Returns
+        -------
+        candidates : list
+            `~astroclusterclf.selection.Candidate` and
+            `~astroclusterclf.selection.Blend` objects.  With
+            ``architecture='auto'``: those of
+            `~astroclusterclf.selection.default_candidates` (single views
+            only for the SGD head or fine-tuning); else the one view of
+            ``architecture``, ``settings`` and ``input_size``.
+        """
         if self.auto:
             candidates = default_candidates(self.settings, self.input_size)
             if self.head != 'logistic' or self.fine_tune:

@@ -80,7 +80,17 @@ def _interval_name(s):
 
 
 class Candidate(NamedTuple):
-    """One view: a backbone with one normalization."""
+    """One view: a backbone with one normalization.
+
+    Attributes
+    ----------
+    architecture : str
+        Backbone name (see `astroclusterclf.backbones.available`).
+    settings : `~astroclusterclf.NormalizationSettings`
+        The normalization of the images fed to it.
+    input_size : int or None
+        Backbone input size in pixels (`None`: the backbone's own).
+    """
 
     architecture: str
     settings: NormalizationSettings

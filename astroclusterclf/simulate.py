@@ -30,6 +30,7 @@ import numpy as np
 from astropy import units as u
 from astropy.io import fits
 from astropy.table import Table
+from astropy.utils.decorators import deprecated_renamed_argument
 from astropy.wcs import WCS
 from PIL import Image
 
@@ -182,7 +183,7 @@ def _check_int(value, name, minimum):
 
 def _check_bands(bands):
     if isinstance(bands, bool) or bands not in (1, 3):
-        raise SimulationError(f'bands must be 1 or 3, got {bands!r}')
+        raise SimulationError(f'n_bands must be 1 or 3, got {bands!r}')
     return int(bands)
 
 
@@ -914,7 +915,8 @@ def _fmt(value, ndigits=4):
 # Public functions
 # ---------------------------------------------------------------------------
 
-def simulate_cluster(kind, *, size=128, rng=None, bands=1, randomize=False,
+@deprecated_renamed_argument('bands', 'n_bands', '0.1')
+def simulate_cluster(kind, *, size=128, rng=None, n_bands=1, randomize=False,
                      **params):
     """Simulate an image of a globular or an open star cluster.
 
@@ -930,11 +932,12 @@ def simulate_cluster(kind, *, size=128, rng=None, bands=1, randomize=False,
         Source of randomness: `None` for fresh entropy, an integer seed, or
         a generator (from which one integer seed is drawn).  The integer
         seed that reproduces the image is stored in the ``SIMSEED`` card.
-    bands : {1, 3}, optional
-        One band (r) gives a ``(size, size)`` image; three bands give a
-        ``(3, size, size)`` cube in the bands i, r, g (reddest first:
-        the order `~astroclusterclf.preprocessing.fits_to_rgb` maps to
-        red, green, blue), named in the ``BAND1..3`` cards.
+    n_bands : {1, 3}, optional
+        (``bands`` before 0.1, deprecated.)  One band (r) gives a
+        ``(size, size)`` image; three bands give a ``(3, size, size)``
+        cube in the bands i, r, g (reddest first: the order
+        `~astroclusterclf.preprocessing.fits_to_rgb` maps to red, green,
+        blue), named in the ``BAND1..3`` cards.
     randomize : bool, optional
         Draw a domain-randomized frame instead: every parameter over the
         ranges of real surveys (`RANDOMIZED_RANGES`: distances, pixel
@@ -967,7 +970,7 @@ def simulate_cluster(kind, *, size=128, rng=None, bands=1, randomize=False,
     Raises
     ------
     SimulationError
-        Unknown ``kind``, invalid ``size``, ``bands``, ``rng`` or an unknown
+        Unknown ``kind``, invalid ``size``, ``n_bands``, ``rng`` or an unknown
         or invalid parameter.
 
     Notes
@@ -988,7 +991,7 @@ def simulate_cluster(kind, *, size=128, rng=None, bands=1, randomize=False,
     ('globular cluster', 'RA---TAN', 'DEC--TAN')
     >>> 0.8 <= header['SIMCONC'] <= 2.2
     True
-    >>> cube, header = simulate_cluster('open cluster', bands=3, rng=1)
+    >>> cube, header = simulate_cluster('open cluster', n_bands=3, rng=1)
     >>> cube.shape, header['BAND1'], header['BAND3']
     ((3, 128, 128), 'i', 'g')
 
@@ -1012,7 +1015,7 @@ def simulate_cluster(kind, *, size=128, rng=None, bands=1, randomize=False,
     """
     kind = _check_kind(kind)
     size = _check_int(size, 'size', 16)
-    bands = _check_bands(bands)
+    bands = _check_bands(n_bands)
     seed = _resolve_seed(rng)
     data, header = _simulate(kind, size, bands, seed, params,
                              randomize=bool(randomize))
@@ -1235,7 +1238,8 @@ def _make_directory(directory):
     return directory
 
 
-def make_dataset(directory, *, n_per_class, seed=0, size=128, bands=1,
+@deprecated_renamed_argument('bands', 'n_bands', '0.1')
+def make_dataset(directory, *, n_per_class, seed=0, size=128, n_bands=1,
                  formats=('fits',), randomize=False, progress=None):
     """Write a training set of simulated cluster images in class folders.
 
@@ -1253,8 +1257,9 @@ def make_dataset(directory, *, n_per_class, seed=0, size=128, bands=1,
         larger set starts with the images of a smaller one.
     size : int, optional
         Image width and height in pixels.
-    bands : {1, 3}, optional
-        Number of bands (r, or i, r, g as in `simulate_cluster`).
+    n_bands : {1, 3}, optional
+        Number of bands (r, or i, r, g as in `simulate_cluster`);
+        ``bands`` before 0.1 (deprecated).
     formats : sequence of {'fits', 'png'}, optional
         File formats to write.  PNG images are normalized with
         `astroclusterclf.preprocessing.normalize` (default settings) and
@@ -1288,7 +1293,7 @@ def make_dataset(directory, *, n_per_class, seed=0, size=128, bands=1,
     n_per_class = _check_int(n_per_class, 'n_per_class', 1)
     seed = _check_seed(seed)
     size = _check_int(size, 'size', 16)
-    bands = _check_bands(bands)
+    bands = _check_bands(n_bands)
     formats = _check_formats(formats)
     directory = _make_directory(directory)
 
@@ -1340,8 +1345,9 @@ def _place_clusters(n, shape, min_sep, margin, rng):
     return pos
 
 
+@deprecated_renamed_argument('bands', 'n_bands', '0.1')
 def make_mosaic(directory, *, n_clusters=24, shape=(2048, 2048), seed=0,
-                cluster_size=128, bands=1):
+                cluster_size=128, n_bands=1):
     """Write a survey image with injected clusters, and their catalog.
 
     The image is sky, noise and field stars (and background galaxies)
@@ -1364,8 +1370,8 @@ def make_mosaic(directory, *, n_clusters=24, shape=(2048, 2048), seed=0,
     cluster_size : int, optional
         Size in pixels of the box each cluster is drawn to fit, as
         ``size`` in `simulate_cluster`; boxes do not overlap.
-    bands : {1, 3}, optional
-        Number of bands.
+    n_bands : {1, 3}, optional
+        Number of bands (``bands`` before 0.1, deprecated).
 
     Returns
     -------
@@ -1399,7 +1405,7 @@ def make_mosaic(directory, *, n_clusters=24, shape=(2048, 2048), seed=0,
     n_clusters = _check_int(n_clusters, 'n_clusters', 1)
     seed = _check_seed(seed)
     cluster_size = _check_int(cluster_size, 'cluster_size', 16)
-    bands = _check_bands(bands)
+    bands = _check_bands(n_bands)
     try:
         ny, nx = (int(v) for v in shape)
     except (TypeError, ValueError):

@@ -93,6 +93,18 @@ class TileIndex:
     (WCS objects in memory), then assign catalog positions to tiles with
     `locate` and visit the tiles that got rows with `groups`.
 
+    Parameters
+    ----------
+    wcs : list of `~astropy.wcs.WCS`
+        The celestial WCS of each tile.
+    shapes : array-like of int, shape (N, 2)
+        ``(ny, nx)`` of each tile.
+    paths : list
+        A path or name of each tile.
+    hdus : list of int or None
+        The index of the image HDU of each tile (`None` where there is
+        none).
+
     Attributes
     ----------
     paths : list

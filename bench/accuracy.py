@@ -144,9 +144,9 @@ def main(argv=None):
             make_mosaic(work / 'mosaic', n_clusters=80 // scale,
                         shape=(2560 // (2 if args.quick else 1),) * 2, seed=3)
         if not (work / 'png-train').exists():
-            make_dataset(work / 'png-train', n_per_class=60 // scale, seed=4, bands=3,
+            make_dataset(work / 'png-train', n_per_class=60 // scale, seed=4, n_bands=3,
                          formats=('png',))
-            make_dataset(work / 'png-test', n_per_class=100 // scale, seed=5, bands=3,
+            make_dataset(work / 'png-test', n_per_class=100 // scale, seed=5, n_bands=3,
                          formats=('png',))
         print(f'data ready in {time.perf_counter() - t0:.0f} s ({os.cpu_count()} CPU cores)')
         test_paths, test_y = _files(test)

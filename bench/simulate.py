@@ -42,11 +42,11 @@ def bench_images(repeats):
     for size in (128, 256):
         for kind in CLASS_NAMES:
             for bands in (1, 3):
-                simulate_cluster(kind, size=size, bands=bands, rng=0)
+                simulate_cluster(kind, size=size, n_bands=bands, rng=0)
                 times, cpu = [], []
                 for seed in range(repeats):
                     t0, c0 = time.perf_counter(), time.process_time()
-                    simulate_cluster(kind, size=size, bands=bands, rng=seed)
+                    simulate_cluster(kind, size=size, n_bands=bands, rng=seed)
                     times.append(time.perf_counter() - t0)
                     cpu.append(time.process_time() - c0)
                 ms = 1e3 * sorted(times)[len(times) // 2]

@@ -16,6 +16,7 @@ Run: ``python scripts/regenerate_doc_outputs.py`` (about five minutes on
 two cores; it writes only the pages).
 """
 
+import ast
 import hashlib
 import inspect
 import os
@@ -24,6 +25,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 import astropy
@@ -36,15 +38,30 @@ PAGES = ('docs/tutorial.rst',)
 STAMP = re.compile(r'^\.\. outputs: .*$', re.MULTILINE)
 
 
+def _code(part):
+    """The code of a function or class without its docstrings and
+    comments (``ast.unparse`` of the parsed source)."""
+    if isinstance(part, tuple):
+        return repr(part)
+    tree = ast.parse(textwrap.dedent(inspect.getsource(part)))
+    for node in ast.walk(tree):
+        body = getattr(node, 'body', None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(tree)
+
+
 def printing_digest():
-    """SHA-256 (12 hex digits) of the source of what prints the outputs."""
+    """SHA-256 (12 hex digits) of the code that prints the outputs
+    (docstrings and comments left out)."""
     parts = [RetrainResult.report, cli._RetrainPrinter, cli._run_retrain, cli._run_label,
              cli._run_simulate, selection.default_candidates, selection.Blend,
              calibration.fit_calibration, heads.DEFAULT_CS, fit_trust]
     h = hashlib.sha256()
     for part in parts:
-        h.update((inspect.getsource(part) if not isinstance(part, tuple)
-                  else repr(part)).encode())
+        h.update(_code(part).encode())
     return h.hexdigest()[:12]
 
 
@@ -90,7 +107,9 @@ def _run(command, cwd):
     command = command.replace('.../astropy/', f'{astropy_dir}/')
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', PYTHONWARNINGS='ignore')
     argv = [sys.executable, '-m', 'astroclusterclf'] + shlex.split(command)[1:]
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f'$ {command}\nfailed with status {done.returncode}:\n{done.stderr}')
     return [line.rstrip() for line in done.stdout.splitlines()]
 
 

@@ -5,6 +5,7 @@ import hashlib
 
 import numpy as np
 import pytest
+from astropy.utils.exceptions import AstropyDeprecationWarning
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
@@ -54,7 +55,7 @@ def test_class_names():
 @pytest.mark.parametrize('kind', CLASS_NAMES)
 @pytest.mark.parametrize('bands', [1, 3])
 def test_simulate_shapes_and_header(kind, bands):
-    data, header = simulate_cluster(kind, size=96, rng=1, bands=bands)
+    data, header = simulate_cluster(kind, size=96, rng=1, n_bands=bands)
     shape = (96, 96) if bands == 1 else (3, 96, 96)
     assert data.shape == shape
     assert data.dtype == np.float32
@@ -81,7 +82,7 @@ def test_simulate_shapes_and_header(kind, bands):
 
 @pytest.mark.parametrize('bands', [1, 3])
 def test_header_wcs(bands):
-    data, header = simulate_cluster('globular', rng=5, bands=bands)
+    data, header = simulate_cluster('globular', rng=5, n_bands=bands)
     wcs = WCS(header)
     assert wcs.naxis == 2
     assert wcs.has_celestial
@@ -190,7 +191,7 @@ def test_classes_not_separable_by_one_threshold(samples):
 
 def test_globulars_are_redder():
     def colour(kind, seed):
-        data, header = simulate_cluster(kind, rng=seed, bands=3,
+        data, header = simulate_cluster(kind, rng=seed, n_bands=3,
                                         n_field=0, n_galaxies=0)
         assert header['BAND2'] == 'r' and header['BAND3'] == 'g'
         sky = np.median(data, axis=(1, 2))
@@ -279,7 +280,7 @@ def test_speed_sanity():
     became pathologically slow."""
     import time
     t0 = time.perf_counter()
-    simulate_cluster(GC, rng=0, n_stars=10000, bands=3)
+    simulate_cluster(GC, rng=0, n_stars=10000, n_bands=3)
     assert time.perf_counter() - t0 < 5.0
 
 
@@ -290,7 +291,7 @@ def test_speed_sanity():
     (dict(kind=3), 'unknown cluster kind 3'),
     (dict(size=8), 'size must be an integer >= 16, got 8'),
     (dict(size=64.0), 'size must be an integer'),
-    (dict(bands=2), 'bands must be 1 or 3, got 2'),
+    (dict(n_bands=2), 'bands must be 1 or 3, got 2'),
     (dict(rng=-1), r'rng must be an integer in \[0, 2\*\*63\)'),
     (dict(rng='abc'), 'rng must be None, an integer seed or a numpy'),
     (dict(colour='blue'), r'unknown simulation parameter\(s\) colour'),
@@ -357,7 +358,7 @@ def test_make_dataset_layout_and_determinism(tmp_path):
 
 @pytest.mark.parametrize('bands, mode', [(1, 'L'), (3, 'RGB')])
 def test_make_dataset_png(tmp_path, bands, mode):
-    files = make_dataset(tmp_path, n_per_class=1, size=40, bands=bands,
+    files = make_dataset(tmp_path, n_per_class=1, size=40, n_bands=bands,
                          formats=('fits', 'png'))
     for kind in CLASS_NAMES:
         assert [p.suffix for p in files[kind]] == ['.fits', '.png']
@@ -367,13 +368,13 @@ def test_make_dataset_png(tmp_path, bands, mode):
             pixels = np.asarray(image)
         assert pixels.min() < 50 and pixels.max() > 200
     again = make_dataset(tmp_path / 'again', n_per_class=1, size=40,
-                         bands=bands, formats=['png'])
+                         n_bands=bands, formats=['png'])
     assert again[GC][0].read_bytes() == files[GC][1].read_bytes()
 
 
 def test_make_dataset_files_readable_by_pipeline(tmp_path):
     from astroclusterclf.preprocessing import fits_to_rgb
-    files = make_dataset(tmp_path, n_per_class=1, size=32, bands=3)
+    files = make_dataset(tmp_path, n_per_class=1, size=32, n_bands=3)
     rgb = fits_to_rgb(files[GC][0])
     assert rgb.shape == (32, 32, 3)
     assert rgb.dtype == np.float32
@@ -385,7 +386,7 @@ def test_make_dataset_files_readable_by_pipeline(tmp_path):
     (dict(n_per_class=2.5), 'n_per_class must be an integer'),
     (dict(n_per_class=1, formats=('jpeg',)), r"unknown image format\(s\)"),
     (dict(n_per_class=1, seed=-5), 'seed must be an integer'),
-    (dict(n_per_class=1, bands=4), 'bands must be 1 or 3'),
+    (dict(n_per_class=1, n_bands=4), 'bands must be 1 or 3'),
 ])
 def test_make_dataset_errors(tmp_path, kwargs, match):
     with pytest.raises(SimulationError, match=match):
@@ -457,7 +458,7 @@ def test_make_mosaic_bytes_identical(mosaic, tmp_path):
 def test_make_mosaic_three_bands(tmp_path):
     image_path, catalog_path = make_mosaic(tmp_path, n_clusters=2,
                                            shape=(256, 200), cluster_size=48,
-                                           bands=3)
+                                           n_bands=3)
     with fits.open(image_path) as hdul:
         assert hdul[0].data.shape == (3, 256, 200)
         assert WCS(hdul[0].header).celestial.naxis == 2
@@ -486,7 +487,7 @@ def randomized():
     for i in range(120):
         kind = CLASS_NAMES[i % 2]
         frames.append(simulate_cluster(kind, size=48, rng=1000 + i,
-                                       bands=1 + 2 * (i % 3 == 0),
+                                       n_bands=1 + 2 * (i % 3 == 0),
                                        randomize=True))
     return frames
 
@@ -584,3 +585,12 @@ def test_randomized_make_dataset(tmp_path):
                          randomize=True)
     assert (files['open cluster'][1].read_bytes()
             == again['open cluster'][1].read_bytes())
+
+
+def test_old_bands_spelling_is_deprecated(tmp_path):
+    with pytest.warns(AstropyDeprecationWarning, match='"bands" was deprecated'):
+        old, _ = simulate_cluster('open cluster', size=32, rng=4, bands=3)
+    new, _ = simulate_cluster('open cluster', size=32, rng=4, n_bands=3)
+    np.testing.assert_array_equal(old, new)
+    with pytest.warns(AstropyDeprecationWarning):
+        make_dataset(tmp_path, n_per_class=1, size=32, bands=1)

@@ -146,6 +146,16 @@ def available():
 def get_spec(name):
     """Return the `BackboneSpec` of backbone ``name``.
 
+    Parameters
+    ----------
+    name : str or `BackboneSpec`
+        A name from `available`; a `BackboneSpec` is returned as it is.
+
+    Returns
+    -------
+    spec : `BackboneSpec`
+        The registered description of the backbone.
+
     Raises
     ------
     UnknownBackboneError
@@ -259,8 +269,22 @@ def get_imagenet_classifier(name=DEFAULT_BACKBONE):
     are real: it maps ``(batch, S, S, 3)`` RGB in [0, 1] to softmax
     probabilities over the 1000 ImageNet classes.
 
+    Parameters
+    ----------
+    name : str or `BackboneSpec`, optional
+        A name from `available` (default ``'efficientnet_lite0'``).
+
+    Returns
+    -------
+    model : `keras.Model`
+        The backbone with its ImageNet weights and top layer, frozen
+        (``trainable=False``): input ``(batch, S, S, 3)`` RGB in [0, 1],
+        output ``(batch, 1000)`` softmax probabilities.
+
     Raises
     ------
+    UnsupportedInputError
+        If the backbone has no ImageNet classifier.
     WeightsNotFoundError
         If the ImageNet weights (with the top layer) are not available.
 
