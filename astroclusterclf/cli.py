@@ -687,8 +687,9 @@ def _add_demo(subparsers):
         'demo',
         help='run the whole pipeline on simulated star clusters',
         description='Simulate a training set of globular and open clusters '
-                    'and a survey mosaic with a catalog, retrain '
-                    'efficientnet_lite0, classify the catalog over the '
+                    'and a survey mosaic with a catalog, retrain (the backbones, '
+                    'normalizations and head chosen by cross-validation), '
+                    'classify the catalog over the '
                     'mosaic, annotate FITS files and the table, and print '
                     'where everything is and the accuracy against the '
                     'simulated truth.  Works offline.')
@@ -708,7 +709,7 @@ def _add_demo(subparsers):
 
 
 def _run_demo(args):
-    with _RetrainPrinter('efficientnet_lite0') as printer:
+    with _RetrainPrinter('auto') as printer:
         result = run_demo(
             args.workdir, n_per_class=args.n_per_class,
             n_clusters=args.n_clusters, mosaic_size=args.mosaic_size,
@@ -725,8 +726,9 @@ def _run_demo(args):
         print(f'  {name:<{width}}  {path}')
     for note in result.notes:
         print(f'Note: {note}')
-    print(f'View the training curves with: tensorboard --logdir '
-          f'{result.paths["TensorBoard logs"]}')
+    if 'TensorBoard logs' in result.paths:
+        print(f'View the training curves with: tensorboard --logdir '
+              f'{result.paths["TensorBoard logs"]}')
     return 0
 
 

@@ -153,7 +153,9 @@ def run_demo(workdir='astroclusterclf-demo', *, n_per_class=100, size=128,
     # 3. Retrain.
     model_path = workdir / 'model.keras'
     labels_path = workdir / 'labels.txt'
-    _say(echo, f'[3/6] Retraining on {training} (backbone: {architecture})')
+    chosen_by = ('chosen by cross-validation' if architecture == 'auto'
+                 else architecture)
+    _say(echo, f'[3/6] Retraining on {training} (backbone: {chosen_by})')
     result = retrain(training, output=model_path,
                      labels_output=labels_path, architecture=architecture,
                      steps=steps,
@@ -164,7 +166,8 @@ def run_demo(workdir='astroclusterclf-demo', *, n_per_class=100, size=128,
                      progress=progress)
     paths['model'] = model_path
     paths['labels'] = labels_path
-    paths['TensorBoard logs'] = workdir / 'summaries'
+    if len(result.history):         # an SGD head or fine-tuning logged steps
+        paths['TensorBoard logs'] = workdir / 'summaries'
     for line in result.report().splitlines():
         _say(echo, '      ' + line)
 

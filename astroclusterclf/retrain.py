@@ -868,7 +868,7 @@ def embed_images(config, lists, *, progress=None):
     if same:        # one of the model's own views: nothing more to compute
         ood_features, ood_results = features[same[0]], {}
     else:
-        ood, ood_results = embed_views(paths, [ood_view], **kwargs)
+        ood, ood_results = embed_views(paths, [ood_view], warn=False, **kwargs)
         ood_features = ood[ood_view]
     readable = set(next(iter(features.values()))) & set(ood_features)
     by_split = {s: [(p, y) for p, _, s2, y in requests if s2 == s and p in readable]

@@ -46,6 +46,7 @@ mean of efficientnet_lite0 and astro_lite0, zscale + percentile 99.5
 
 import inspect
 import logging
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -54,7 +55,7 @@ from astropy.table import Table
 from sklearn.metrics import log_loss
 
 from .bottlenecks import BottleneckCache
-from .exceptions import ParameterError
+from .exceptions import ParameterError, SkippedFileWarning
 from .heads import DEFAULT_CS, N_FOLDS, cross_validate_head, fit_logistic_head
 from .preprocessing import NormalizationSettings
 
@@ -396,7 +397,7 @@ def _named(progress, name):
 
 
 def embed_views(paths, views, *, variants=(0,), bottleneck_dir=None, batch_size=32,
-                progress=None):
+                progress=None, warn=True):
     """Features of images in several views, through the bottleneck cache.
 
     Parameters
@@ -415,6 +416,9 @@ def embed_views(paths, views, *, variants=(0,), bottleneck_dir=None, batch_size=
     progress : callable, optional
         ``progress(done, total)`` while features are computed; a function
         that takes a third argument gets the name of the view too.
+    warn : bool, optional
+        Warn (`~astroclusterclf.SkippedFileWarning`) once for each
+        unreadable file (default), or not at all (the caller already did).
 
     Returns
     -------
@@ -425,12 +429,17 @@ def embed_views(paths, views, *, variants=(0,), bottleneck_dir=None, batch_size=
         ``{view: BottleneckResult}`` (counts and skipped files).
     """
     results = {}
-    for view in views:
+    for k, view in enumerate(views):
         cache = BottleneckCache(bottleneck_dir, architecture=view.architecture,
                                 settings=view.settings, input_size=view.input_size)
-        results[view] = cache.get_features(list(paths), variants=variants,
-                                           batch_size=batch_size,
-                                           progress=_named(progress, view.name))
+        with warnings.catch_warnings():
+            if k or not warn:
+                # A file unreadable in one view is unreadable in all: one
+                # warning per file.
+                warnings.simplefilter('ignore', SkippedFileWarning)
+            results[view] = cache.get_features(list(paths), variants=variants,
+                                               batch_size=batch_size,
+                                               progress=_named(progress, view.name))
     readable = set.intersection(*(set(r.features) for r in results.values()))
     features = {view: {p: f for p, f in r.features.items() if p in readable}
                 for view, r in results.items()}

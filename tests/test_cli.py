@@ -11,6 +11,7 @@ from astropy.table import Table
 from PIL import Image
 
 from helpers import LABELS
+from astroclusterclf import ClusterClassifier
 from astroclusterclf.cli import main
 from astroclusterclf.simulate import make_dataset
 
@@ -199,6 +200,32 @@ def test_cli_retrain(small_dataset_dir, tmp_path, capsys, retrain_result):
     assert 'Confusion matrix' in out and 'Misclassified' in out
     assert (tmp_path / 'labels.txt').read_text().splitlines() == LABELS
     assert (tmp_path / 'tb' / 'train').is_dir()
+
+
+@pytest.mark.slow
+def test_cli_retrain_default_head_and_trust_options(small_dataset_dir, tmp_path, capsys,
+                                                    retrain_result):
+    # Without the old tool's step flags: the cross-validated logistic head,
+    # no "Step" lines; the OOD rate and the drift calibration are options.
+    status = main([
+        'retrain', '--image_dir', str(small_dataset_dir), '--architecture',
+        'efficientnet_lite0', '--output_graph', str(tmp_path / 'm.keras'),
+        '--ood_false_alarm_rate', '0.1', '--no-drift-calibration',
+        '--bottleneck_dir', str(retrain_result.work_dir / 'bottlenecks')])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert not any(line.startswith('Step ') for line in out.splitlines())
+    assert 'Head regularization chosen by 5-fold cross-validation' in out
+    assert 'false-alarm rate 10%' in out and 'degraded copy' not in out
+    metadata = ClusterClassifier.load(tmp_path / 'm.keras').metadata
+    assert metadata['head'] == 'logistic' and metadata['ood_false_alarm_rate'] == 0.1
+    # --head sgd asks for the old head without its step flags.
+    status = main([
+        'retrain', '--image_dir', str(small_dataset_dir), '--architecture',
+        'efficientnet_lite0', '--output_graph', str(tmp_path / 's.keras'), '--head', 'sgd',
+        '--bottleneck_dir', str(retrain_result.work_dir / 'bottlenecks')])
+    assert status == 0 and capsys.readouterr().out.count('Step ') == 400
+    assert ClusterClassifier.load(tmp_path / 's.keras').metadata['head'] == 'sgd'
 
 
 @pytest.mark.slow   # the subcommand imports TensorFlow first (seconds)
