@@ -568,14 +568,17 @@ class ClusterClassifier:
             rgbs = []
             for s in view_settings:      # views may share a normalization
                 if s not in done:
-                    done[s] = normalize(image.data, settings=s, name=image.name)
+                    # One warning per image, however many views it goes through.
+                    done[s] = normalize(image.data, settings=s, name=image.name,
+                                        warn=not done)
                 rgbs.append(done[s])
             if ood_settings is None:
                 ood_rgb = None
             elif ood_settings in view_settings:
                 ood_rgb = rgbs[view_settings.index(ood_settings)]
             else:
-                ood_rgb = normalize(image.data, settings=ood_settings, name=image.name)
+                ood_rgb = normalize(image.data, settings=ood_settings, name=image.name,
+                                    warn=False)
             return degenerate_flag(image.data), rgbs, ood_rgb
 
         def flush():

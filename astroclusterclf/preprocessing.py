@@ -459,7 +459,7 @@ def fits_to_rgb(source, *, hdu=None, bands=None, size=None, settings=None,
     return normalize(image.data, settings=settings, name=image.name)
 
 
-def normalize(data, *, settings=None, name='<array>'):
+def normalize(data, *, settings=None, name='<array>', warn=True):
     """Normalize a 2-D or 3-D array to a float32 RGB tensor.
 
     Parameters
@@ -470,6 +470,10 @@ def normalize(data, *, settings=None, name='<array>'):
         The normalization; default ``NormalizationSettings()``.
     name : str, optional
         Names the data in messages and warnings (e.g. the file name).
+    warn : bool, optional
+        Warn (`~astroclusterclf.NonFinitePixelWarning`) when non-finite
+        pixels are filled (default); `False` when the caller normalizes
+        the same image again in another view and has warned already.
 
     Returns
     -------
@@ -519,11 +523,12 @@ def normalize(data, *, settings=None, name='<array>'):
             raise InvalidImageError(f'{name}: the image has no finite pixel')
         n_nan = int(np.isnan(planes).sum())
         n_inf = planes.size - int(finite.sum()) - n_nan
-        warnings.warn(
-            f'{name}: {n_nan} NaN and {n_inf} infinite pixel value(s) out of '
-            f'{planes.size} were left out of the interval and filled (from the '
-            'local background; +inf as the brightest pixel)',
-            NonFinitePixelWarning, stacklevel=2)
+        if warn:
+            warnings.warn(
+                f'{name}: {n_nan} NaN and {n_inf} infinite pixel value(s) out of '
+                f'{planes.size} were left out of the interval and filled (from the '
+                'local background; +inf as the brightest pixel)',
+                NonFinitePixelWarning, stacklevel=2)
         finite_mask = finite
         planes = _fill_from_background(planes, finite)
     else:

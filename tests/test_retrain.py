@@ -8,13 +8,15 @@ import sys
 
 import numpy as np
 import pytest
+from astropy.io import fits
 
 from helpers import LABELS, m13_path
 from helpers import recording as _recording
 from astroclusterclf import ClusterClassifier
 from astroclusterclf.backbones import shared_backbone
 from astroclusterclf.datasets import SPLITS, create_image_lists
-from astroclusterclf.exceptions import DatasetError, ParameterError, SkippedFileWarning
+from astroclusterclf.exceptions import (DatasetError, NonFinitePixelWarning, ParameterError,
+                                        SkippedFileWarning)
 from astroclusterclf.heads import grouped_folds
 from astroclusterclf.retrain import (Embedding, EvalStep, FittedHead, RetrainConfig,
                                      _blend_predict, _class_weights, build_model,
@@ -312,3 +314,9 @@ def test_stages_compose_a_blend_model_that_round_trips(small_dataset_dir, tmp_pa
     probs = again.predict(embedding.test_paths)
     np.testing.assert_allclose(probs, figures['calibrated'], atol=2e-4)
     assert again.assess(embedding.test_paths).ood_score.shape == (len(embedding.test_paths),)
+    # An image with holes goes through 4 views and the OOD view: one warning.
+    holed = fits.getdata(embedding.test_paths[0]).astype(float)
+    holed[5:15, 5:15] = np.nan
+    with _recording(NonFinitePixelWarning) as record:
+        again.assess(holed)
+    assert len([w for w in record if issubclass(w.category, NonFinitePixelWarning)]) == 1
