@@ -210,9 +210,11 @@ def grouped_folds(y, n_variants=1, *, n_folds=N_FOLDS, seed=0):
 
     Examples
     --------
+    >>> import numpy as np
     >>> from astroclusterclf.heads import grouped_folds
-    >>> grouped_folds([0, 0, 0, 1, 1, 1], n_variants=8, n_folds=3, seed=0).tolist()
-    [0, 2, 1, 1, 2, 0]
+    >>> folds = grouped_folds([0, 0, 0, 1, 1, 1], n_variants=8, n_folds=3, seed=0)
+    >>> sorted(folds[:3].tolist()), sorted(folds[3:].tolist())   # one image per class per fold
+    ([0, 1, 2], [0, 1, 2])
     """
     y = np.asarray(y, dtype=np.int64)
     n_folds = int(max(2, min(n_folds, np.bincount(y)[np.unique(y)].min())))
