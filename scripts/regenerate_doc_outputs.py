@@ -19,6 +19,7 @@ two cores; it writes only the pages).
 import ast
 import hashlib
 import inspect
+import io
 import os
 import re
 import shlex
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import tokenize
 from pathlib import Path
 
 import astropy
@@ -39,18 +41,26 @@ STAMP = re.compile(r'^\.\. outputs: .*$', re.MULTILINE)
 
 
 def _code(part):
-    """The code of a function or class without its docstrings and
-    comments (``ast.unparse`` of the parsed source)."""
+    """The tokens of a function's or class's code, without its docstrings
+    and comments: a text that changes when the code does, whatever the
+    Python version."""
     if isinstance(part, tuple):
         return repr(part)
-    tree = ast.parse(textwrap.dedent(inspect.getsource(part)))
-    for node in ast.walk(tree):
+    source = textwrap.dedent(inspect.getsource(part))
+    docstrings = set()
+    for node in ast.walk(ast.parse(source)):
         body = getattr(node, 'body', None)
         if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
                 and isinstance(body[0].value, ast.Constant)
                 and isinstance(body[0].value.value, str)):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.unparse(tree)
+            docstrings.update(range(body[0].lineno, body[0].end_lineno + 1))
+    code = '\n'.join(line for number, line in enumerate(source.splitlines(), start=1)
+                     if number not in docstrings)
+    skip = (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT,
+            tokenize.DEDENT)
+    return ' '.join(token.string for token in
+                    tokenize.generate_tokens(io.StringIO(code).readline)
+                    if token.type not in skip)
 
 
 def printing_digest():
