@@ -11,7 +11,7 @@ in batches, and stored on disk under a key made of
 - the normalization settings (`NormalizationSettings.cache_key`),
 - the backbone name and weights hash (`astroclusterclf.backbones.weights_id`),
 - the augmentation variant (one of the 8 rotations/flips of the dihedral
-  group, see `astroclusterclf.augment.dihedral`).
+  group, see ``dihedral``).
 
 Entries are written to a temporary file and renamed into place, so two
 runs sharing a cache, or a run killed midway, never leave a partial
@@ -30,13 +30,13 @@ import numpy as np
 
 from . import backbones
 from ._atomic import atomic_write
-from .augment import N_VARIANTS, dihedral
+from ._augment import N_VARIANTS, dihedral
 from .config import cache_dir
 from .exceptions import (AstroClusterClfError, OutputError, ParameterError,
                          SkippedFileWarning)
-from .forward import forward_function
-from .hashing import file_sha256
-from .parallel import prefetch_map
+from ._forward import forward_function
+from ._hashing import file_sha256
+from ._parallel import prefetch_map
 from .preprocessing import NormalizationSettings, fits_to_rgb
 
 __all__ = ['BottleneckCache', 'BottleneckResult', 'default_bottleneck_dir']
@@ -204,7 +204,7 @@ class BottleneckCache:
         digest : str
             SHA-256 hex digest of the image file's content.
         variant : int
-            Dihedral variant (0-7, see `astroclusterclf.augment.dihedral`).
+            Dihedral variant (0-7, see ``dihedral``).
 
         Returns
         -------

@@ -40,16 +40,16 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from . import backbones
-from .augment import N_VARIANTS, dihedral
+from ._augment import N_VARIANTS, dihedral
 from .calibration import calibrate_probabilities, floor_probabilities
 from .exceptions import AstroClusterClfError, ModelFileError, ParameterError
-from .forward import forward_function
-from .hashing import file_sha256
+from ._forward import forward_function
+from ._hashing import file_sha256
 from .modelfile import (FORMAT_VERSION, METADATA_MEMBER, OOD_MEMBER,  # noqa: F401
                         read_model_file, write_model_file)
 from .io import read_image
 from .ood import FeatureDensity
-from .parallel import prefetch_map
+from ._parallel import prefetch_map
 from .preprocessing import NormalizationSettings, normalize
 from .version import __version__
 

@@ -24,7 +24,7 @@ from ._atomic import check_writable
 from ._quiet import import_tensorflow
 from .annotate import (annotate_fits, annotate_table, check_table_output,
                        predictions_table, read_catalog, write_table)
-from .chunks import ChunkStore
+from ._chunks import ChunkStore
 from .classifier import ClusterClassifier, PredictionFlag
 from .cutouts import parse_size
 from .datasets import image_files

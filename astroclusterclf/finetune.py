@@ -35,8 +35,8 @@ import logging
 
 import numpy as np
 
-from .augment import N_VARIANTS, dihedral
-from .forward import forward_function
+from ._augment import N_VARIANTS, dihedral
+from ._forward import forward_function
 from .preprocessing import resize
 
 __all__ = ['photometric', 'fine_tune']

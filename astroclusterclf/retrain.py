@@ -39,7 +39,7 @@ from astropy.utils.exceptions import AstropyDeprecationWarning
 
 from . import backbones
 from ._atomic import atomic_write, check_writable, os_error_message
-from .augment import N_VARIANTS
+from ._augment import N_VARIANTS
 from .classifier import ClusterClassifier
 from .datasets import SPLITS, create_image_lists
 from .calibration import (calibrate_probabilities, expected_calibration_error,
@@ -52,8 +52,8 @@ from .heads import cross_validate_head, fit_logistic_head
 from .drift import degrade
 from .ood import DEFAULT_MARGIN, FeatureDensity
 from .finetune import fine_tune as fine_tune_model
-from .forward import forward_function
-from .parallel import prefetch_map
+from ._forward import forward_function
+from ._parallel import prefetch_map
 from .plotting import plot_reliability_diagram
 from .preprocessing import NormalizationSettings, fits_to_rgb, normalize
 from .selection import Candidate, compare, default_candidates, embed_views

@@ -57,7 +57,7 @@ def main(argv=None):
     parser.add_argument('--backbone', default='efficientnet_lite0')
     args = parser.parse_args(argv)
 
-    from astroclusterclf.forward import forward_function
+    from astroclusterclf._forward import forward_function
     from astroclusterclf.preprocessing import fits_to_rgb
     from astroclusterclf.simulate import make_dataset
 

@@ -53,7 +53,7 @@ def _raw_forward_rate(architecture, n, batch_size=32):
     """Images/s of the backbone alone on pre-made tensors."""
     from astroclusterclf import backbones
     from astroclusterclf.backbones import shared_backbone
-    from astroclusterclf.forward import forward_function
+    from astroclusterclf._forward import forward_function
 
     size = backbones.get_spec(architecture).input_size
     forward = forward_function(shared_backbone(architecture))
@@ -132,7 +132,7 @@ def main(argv=None):
     # below is also taken after a warm-up call).
     from astroclusterclf import backbones
     from astroclusterclf.backbones import shared_backbone
-    from astroclusterclf.forward import forward_function
+    from astroclusterclf._forward import forward_function
     t = time.perf_counter()
     backbone = shared_backbone(args.architecture)
     t1 = time.perf_counter()

@@ -39,7 +39,7 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from astroclusterclf import ClusterClassifier, annotate_table, make_dataset, retrain
-from astroclusterclf.forward import forward_function
+from astroclusterclf._forward import forward_function
 from astroclusterclf.simulate import make_mosaic
 from astroclusterclf.tiles import TileIndex
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from astroclusterclf.augment import N_VARIANTS, dihedral
+from astroclusterclf._augment import N_VARIANTS, dihedral
 from astroclusterclf.exceptions import ParameterError
 
 

@@ -26,7 +26,7 @@ from astroclusterclf.backbones import (BackboneSpec, available_backbones, effici
                                        get_imagenet_classifier, keras_apps, register,
                                        registry, weights_id)
 from astroclusterclf.backbones.pth import read_pth
-from astroclusterclf.hashing import file_sha256
+from astroclusterclf._hashing import file_sha256
 from astroclusterclf.config import CACHE_ENV_VAR
 from astroclusterclf.exceptions import (ParameterError, UnknownBackboneError,
                                         UnsupportedInputError, WeightsIntegrityError,

@@ -9,11 +9,11 @@ import pytest
 from astropy.io import fits
 
 from helpers import recording as _recording
-from astroclusterclf.augment import dihedral
+from astroclusterclf._augment import dihedral
 from astroclusterclf.backbones import shared_backbone
 from astroclusterclf.bottlenecks import BottleneckCache
-from astroclusterclf.forward import forward_function
-from astroclusterclf.hashing import file_sha256
+from astroclusterclf._forward import forward_function
+from astroclusterclf._hashing import file_sha256
 from astroclusterclf.exceptions import SkippedFileWarning
 from astroclusterclf.preprocessing import NormalizationSettings, fits_to_rgb
 

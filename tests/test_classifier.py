@@ -14,7 +14,7 @@ from astropy.nddata import NDData
 from astropy.wcs import WCS
 
 from helpers import LABELS
-from astroclusterclf.augment import dihedral
+from astroclusterclf._augment import dihedral
 from astroclusterclf.calibration import calibrate_probabilities, floor_probabilities
 from astroclusterclf.classifier import (METADATA_MEMBER, ClusterClassifier,
                                         read_labels)

@@ -4,7 +4,7 @@ import gc
 import numpy as np
 import pytest
 
-from astroclusterclf.forward import forward_function
+from astroclusterclf._forward import forward_function
 
 pytestmark = pytest.mark.slow   # imports TensorFlow (seconds)
 

@@ -1,7 +1,7 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 import threading
 
-from astroclusterclf.parallel import prefetch_map
+from astroclusterclf._parallel import prefetch_map
 
 
 def test_prefetch_map_keeps_order_and_passes_errors():

@@ -13,7 +13,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from astroclusterclf import annotate_table
-from astroclusterclf.chunks import ChunkStore
+from astroclusterclf._chunks import ChunkStore
 from astroclusterclf.cli import main
 from astroclusterclf.exceptions import OutputError
 

@@ -14,7 +14,7 @@ from astropy.table import Column, MaskedColumn
 from ..cutouts import CutoutFlag, iter_cutouts
 from ..exceptions import AstroClusterClfError, CatalogError, ImageReadError, NonFinitePixelWarning
 from ..io import read_image
-from ..parallel import prefetch_map
+from .._parallel import prefetch_map
 from ..version import __version__
 from ._common import FLAG_DESCRIPTION, _ascii, _probability_columns, _utc_now
 

@@ -18,7 +18,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 
-from ..chunks import ChunkStore
+from .._chunks import ChunkStore
 from ..classifier import ClusterClassifier
 from ..cutouts import catalog_positions
 from ..exceptions import AnnotationError, NonFinitePixelWarning, ParameterError

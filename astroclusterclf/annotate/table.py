@@ -73,7 +73,7 @@ def annotate_table(classifier, table, *, image=None, ra=None, dec=None, size=Non
         ``format``; ``.parquet`` needs pyarrow).  With tiles (a list
         ``image``), results are streamed: each finished chunk of rows goes
         at once to ``<output>.parts/``, and the table is assembled and
-        written atomically at the end (see `astroclusterclf.chunks`).
+        written atomically at the end (see ``astroclusterclf._chunks``).
     format : str, optional
         Astropy table format of ``output``.
     overwrite : bool, optional

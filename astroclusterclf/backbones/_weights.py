@@ -13,7 +13,7 @@ from pathlib import Path
 from .._atomic import atomic_write
 from ..config import cache_dir
 from ..exceptions import WeightsIntegrityError, WeightsNotFoundError
-from ..hashing import file_sha256
+from .._hashing import file_sha256
 
 __all__ = []
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from .._atomic import atomic_write
 from ..exceptions import UnsupportedInputError, WeightsIntegrityError, WeightsNotFoundError
-from ..hashing import file_sha256
+from .._hashing import file_sha256
 from . import _weights, efficientnet_lite
 from .registry import BackboneSpec, register
 

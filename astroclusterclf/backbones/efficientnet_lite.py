@@ -43,7 +43,7 @@ import numpy as np
 
 from ..exceptions import WeightsIntegrityError, WeightsNotFoundError
 from . import _weights
-from ..hashing import file_sha256
+from .._hashing import file_sha256
 from .pth import read_pth
 from .registry import BackboneSpec, register
 

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 
 from ..exceptions import UnknownBackboneError, WeightsNotFoundError
-from ..hashing import file_sha256
+from .._hashing import file_sha256
 from . import _weights
 from .registry import BackboneSpec, register
 

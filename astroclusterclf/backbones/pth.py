@@ -58,7 +58,7 @@ import zlib
 import numpy as np
 
 from ..exceptions import WeightsIntegrityError, WeightsNotFoundError
-from ..hashing import file_sha256
+from .._hashing import file_sha256
 
 __all__ = ['read_pth']
 

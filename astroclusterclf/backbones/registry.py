@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 from ..exceptions import (ParameterError, UnknownBackboneError,
                           UnsupportedInputError, WeightsNotFoundError)
-from ..hashing import file_sha256
+from .._hashing import file_sha256
 
 __all__ = ['BackboneSpec', 'DEFAULT_BACKBONE', 'available', 'get_spec',
            'get_backbone', 'get_imagenet_classifier', 'register']

@@ -10,7 +10,7 @@ for catalog annotation alike.
 
 Examples
 --------
->>> from astroclusterclf.parallel import prefetch_map
+>>> from astroclusterclf._parallel import prefetch_map
 >>> [(item, result, error) for item, result, error
 ...  in prefetch_map(lambda x: 10 // x, [1, 2, 5])]
 [(1, 10, None), (2, 5, None), (5, 2, None)]

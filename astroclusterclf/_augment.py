@@ -10,7 +10,7 @@ averages the predictions over them.
 Examples
 --------
 >>> import numpy as np
->>> from astroclusterclf.augment import dihedral
+>>> from astroclusterclf._augment import dihedral
 >>> image = np.arange(4.).reshape(2, 2, 1)
 >>> [dihedral(image, k)[..., 0].tolist() for k in (0, 1, 4)]
 [[[0.0, 1.0], [2.0, 3.0]], [[1.0, 3.0], [0.0, 2.0]], [[1.0, 0.0], [3.0, 2.0]]]

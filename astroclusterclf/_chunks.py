@@ -16,7 +16,7 @@ Examples
 --------
 >>> import tempfile, pathlib
 >>> import numpy as np
->>> from astroclusterclf.chunks import ChunkStore
+>>> from astroclusterclf._chunks import ChunkStore
 >>> with tempfile.TemporaryDirectory() as tmp:
 ...     store = ChunkStore.open(pathlib.Path(tmp) / 'out.ecsv', {'run': 1}, resume=False)
 ...     store.write(0, rows=np.array([0, 1]), values={'x': np.array([1.0, 2.0])})

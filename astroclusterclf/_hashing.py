@@ -25,7 +25,7 @@ def file_sha256(path, *, chunk_size=1 << 20):
     Examples
     --------
     >>> import os, tempfile
-    >>> from astroclusterclf.hashing import file_sha256
+    >>> from astroclusterclf._hashing import file_sha256
     >>> with tempfile.TemporaryDirectory() as d:
     ...     p = os.path.join(d, 'x.bin')
     ...     with open(p, 'wb') as f:
