@@ -90,7 +90,7 @@ class BottleneckCache:
         Cache root (default: `default_bottleneck_dir`).  Entries live in
         a sub-folder named after the backbone weights and settings.
     architecture : str, optional
-        Backbone name (see `astroclusterclf.backbones.available`).
+        Backbone name (see `astroclusterclf.backbones.available_backbones`).
     weights : str, optional
         Backbone weights.
     settings : `~astroclusterclf.preprocessing.NormalizationSettings`, optional

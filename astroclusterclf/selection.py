@@ -86,7 +86,7 @@ class Candidate(NamedTuple):
     Attributes
     ----------
     architecture : str
-        Backbone name (see `astroclusterclf.backbones.available`).
+        Backbone name (see `astroclusterclf.backbones.available_backbones`).
     settings : `~astroclusterclf.NormalizationSettings`
         The normalization of the images fed to it.
     input_size : int or None

@@ -44,12 +44,12 @@ print(json.dumps({{"import": t1 - t0, "get_backbone": t2 - t1}}))
 
 def usable_backbones():
     """Names whose ImageNet weights are available without a download."""
-    from astroclusterclf.backbones import available, get_spec
+    from astroclusterclf.backbones import available_backbones, get_spec
     from astroclusterclf.backbones import efficientnet_lite, keras_apps
     from astroclusterclf.exceptions import WeightsNotFoundError
 
     names = []
-    for name in available():
+    for name in available_backbones():
         spec = get_spec(name)
         try:
             if spec.family == 'efficientnet_lite':

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy.utils.exceptions import AstropyDeprecationWarning
 
 import astroclusterclf
 from astroclusterclf import ClusterClassifier, backbones, retrain
@@ -66,7 +67,7 @@ def _top(probs, k):
 # -- registry ---------------------------------------------------------------
 
 def test_registry_lists_the_backbones():
-    names = backbones.available()
+    names = backbones.available_backbones()
     assert names[0] == backbones.DEFAULT_BACKBONE == 'efficientnet_lite0'
     assert astroclusterclf.available_backbones() == names
     for alpha in ('0.25', '0.50', '0.75', '1.0'):
@@ -585,3 +586,8 @@ def test_a_new_backbone_is_one_module_and_one_registration(small_dataset_dir, tm
         register(registry.get_spec('toy_cnn'))
     with pytest.raises(UnsupportedInputError, match='no ImageNet classifier'):
         get_imagenet_classifier('toy_cnn')
+
+
+def test_available_is_a_deprecated_name():
+    with pytest.warns(AstropyDeprecationWarning, match='use available_backbones'):
+        assert backbones.available() == backbones.available_backbones()

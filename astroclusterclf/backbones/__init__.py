@@ -16,16 +16,26 @@ Examples
 True
 """
 
-from .registry import (DEFAULT_BACKBONE, BackboneSpec, available,
+import warnings
+
+from astropy.utils.exceptions import AstropyDeprecationWarning
+
+from .registry import (DEFAULT_BACKBONE, BackboneSpec, available_backbones,
                        get_backbone, get_imagenet_classifier, get_spec, register)
 # Used by the bottleneck cache and retrain, not public API:
 from .registry import shared_backbone, weights_id  # noqa: F401
 # Each family module registers its backbones: one import line per family,
-# in the order of available().
+# in the order of available_backbones().
 from . import efficientnet_lite, astro_lite, keras_apps  # noqa: F401, E402
 
-#: The name the package root exports `available` under.
-available_backbones = available
+__all__ = ['DEFAULT_BACKBONE', 'BackboneSpec', 'available_backbones', 'get_backbone',
+           'get_imagenet_classifier', 'get_spec', 'register']
 
-__all__ = ['DEFAULT_BACKBONE', 'BackboneSpec', 'available_backbones', 'available',
-           'get_backbone', 'get_imagenet_classifier', 'get_spec', 'register']
+
+def __getattr__(name):
+    # ``available`` was a second name of `available_backbones`: deprecated.
+    if name == 'available':
+        warnings.warn('astroclusterclf.backbones.available is deprecated; use '
+                      'available_backbones', AstropyDeprecationWarning, stacklevel=2)
+        return available_backbones
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

