@@ -746,7 +746,7 @@ class ClusterClassifier:
         """
         return self.rank(self.predict(source, hdu=hdu, bands=bands, tta=tta)[0], 1)[0]
 
-    def top_k(self, source, k=5, *, hdu=None):
+    def top_k(self, source, k=5, *, hdu=None, bands=None, tta=False):
         """Return the ``k`` best ``(label, probability)`` of one image.
 
         Parameters
@@ -758,10 +758,15 @@ class ClusterClassifier:
             has fewer).
         hdu : int or str, optional
             HDU to read from a FITS file or HDU list.
+        bands : tuple of int, optional
+            The 1 or 3 bands of a cube to use, in R, G, B order (default:
+            the model's settings).
+        tta : bool, optional
+            Average the probabilities over the 8 rotations/flips.
 
         Returns
         -------
         ranked : list of (str, float)
             ``(label, probability)`` pairs, best first (see `rank`).
         """
-        return self.rank(self.predict(source, hdu=hdu)[0], k)
+        return self.rank(self.predict(source, hdu=hdu, bands=bands, tta=tta)[0], k)

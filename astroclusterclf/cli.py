@@ -22,7 +22,7 @@ from astropy.utils.console import ProgressBar
 
 from ._atomic import check_writable
 from ._quiet import import_tensorflow
-from .annotate import (annotate_fits, annotate_table, check_table_output,
+from .annotate import (annotate_fits, annotate_table, check_table_output, cutout_size,
                        predictions_table, read_catalog, write_table)
 from ._chunks import ChunkStore
 from .classifier import ClusterClassifier, PredictionFlag
@@ -33,7 +33,7 @@ from .io import image_hdus
 from .plotting import plot_catalog_sheet
 from .preprocessing import NormalizationSettings
 from .exceptions import (AnnotationError, AstroClusterClfError, AstroClusterClfWarning,
-                         CatalogError, OutputError, ParameterError)
+                         CatalogError, FieldOfViewWarning, OutputError, ParameterError)
 from .retrain import retrain
 from .simulate import make_dataset
 from .version import __version__
@@ -670,10 +670,12 @@ def _run_annotate_table(args):
     print('Rows per pred_flag: ' + ', '.join(f'{v}: {c}' for v, c in zip(values, numbers)))
     print(f'Wrote {args.output}')
     if args.contact_sheet is not None:
-        # The cutouts the model saw: the size recorded as 'NY x NX UNIT'.
-        ny, _, nx, unit = table.meta['CLSSIZE'].split()
-        plot_catalog_sheet(table, images[0], args.contact_sheet,
-                           size=parse_size((f'{ny} {unit}', f'{nx} {unit}')),
+        # The cutouts the model saw: the field-of-view policy's own size
+        # (it warned already, during the run).
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', FieldOfViewWarning)
+            sheet_size, _ = cutout_size(classifier, images[0], hdu=args.hdu, size=size)
+        plot_catalog_sheet(table, images[0], args.contact_sheet, size=sheet_size,
                            hdu=args.hdu, ra=args.ra_column, dec=args.dec_column)
         print(f'Wrote {args.contact_sheet}')
     return 0

@@ -121,6 +121,10 @@ def test_classify_and_top_k(trained_classifier, small_dataset_files):
                                          -probs[LABELS.index(lab)])
     assert top[0][1] >= top[1][1]
     assert len(trained_classifier.top_k(small_dataset_files[0], k=1)) == 1
+    # top_k takes the options classify takes.
+    tta = trained_classifier.predict(small_dataset_files[0], tta=True)[0]
+    top_tta = trained_classifier.top_k(small_dataset_files[0], k=1, tta=True, bands=(0,))
+    assert top_tta[0][1] == pytest.approx(tta.max())
 
 
 def test_predict_errors(trained_classifier, tmp_path):
