@@ -112,7 +112,7 @@ def check_writable(target, *, overwrite=True, probe=True):
         raise OutputError(f'{target}: is a folder')
     if real.exists():
         if not overwrite:
-            raise OutputError(f'{target}: output file exists (use overwrite)')
+            raise OutputError(f'{target}: output file exists (overwrite=True replaces it)')
         info = real.stat()
         if not info.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) \
                 or not os.access(real, os.W_OK):

@@ -111,7 +111,7 @@ class ChunkStore:
             if not resume:
                 raise OutputError(
                     f'{output}: partial results of an interrupted run are in {folder}; '
-                    'continue it with resume=True (--resume), or remove the folder')
+                    'continue it with resume=True, or remove the folder')
             try:
                 found = json.loads((folder / _MANIFEST).read_text())
             except (OSError, ValueError):

@@ -9,6 +9,7 @@ standard error with exit status 1, never as a traceback.
 """
 
 import argparse
+import difflib
 import contextlib
 import glob
 import os
@@ -755,6 +756,40 @@ def _build_parser():
     return parser
 
 
+#: The Python spellings of the API's messages, and the command line's.
+_CLI_WORDS = {'overwrite=True replaces it': '--overwrite replaces it',
+              'in_place=True': '--in-place', 'resume=True': '--resume'}
+
+
+def _cli_words(message):
+    """A message of the Python API in the command line's words."""
+    for python, cli in _CLI_WORDS.items():
+        message = message.replace(python, cli)
+    return message
+
+
+def _check_options(parser, argv):
+    """Refuse an unknown ``--option`` of a subcommand before anything else
+    (argparse would first report a required option it then misses), in
+    the subcommand's words, with the closest known spelling."""
+    commands = next(action for action in parser._actions
+                    if isinstance(action, argparse._SubParsersAction)).choices
+    words = [a for a in argv if not a.startswith('-')]
+    if not words or words[0] not in commands:
+        return
+    sub = commands[words[0]]
+    known = [o for action in sub._actions for o in action.option_strings]
+    for arg in argv[argv.index(words[0]) + 1:]:
+        if arg == '--':
+            break
+        name = arg.split('=', 1)[0]
+        if not name.startswith('--') or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f'; did you mean {close[0]}?' if close else ''
+        sub.error(f'unknown option {name}{hint}')
+
+
 def main(argv=None):
     """Run the command line; return the exit status.
 
@@ -771,6 +806,7 @@ def main(argv=None):
     """
     parser = _build_parser()
     try:
+        _check_options(parser, list(sys.argv[1:] if argv is None else argv))
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version or a usage error
         return exc.code
@@ -790,7 +826,8 @@ def main(argv=None):
             warnings.showwarning = one_line
             return args.func(args) or 0
     except AstroClusterClfError as exc:
-        print(f'astroclusterclf {args.command}: error: {exc}', file=sys.stderr)
+        print(f'astroclusterclf {args.command}: error: {_cli_words(str(exc))}',
+              file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:
         # A system error outside our own checks (disk full, permissions):

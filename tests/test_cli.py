@@ -12,7 +12,7 @@ from PIL import Image
 
 from helpers import LABELS
 from astroclusterclf import ClusterClassifier
-from astroclusterclf.cli import main
+from astroclusterclf.cli import _cli_words, main
 from astroclusterclf.simulate import make_dataset
 
 
@@ -326,7 +326,8 @@ def test_cli_annotate_table_errors(accurate_result, survey_mosaic, tmp_path, cap
                  tmp_path / 'o.ecsv'], 'exactly one of --image'),
         (['--graph', model, tmp_path / 'missing.ecsv', '--image', mosaic_path,
           '--output', tmp_path / 'o.ecsv'], 'catalog file not found'),
-        (base + ['--image', mosaic_path, '--output', exists], 'output file exists'),
+        (base + ['--image', mosaic_path, '--output', exists],
+         'output file exists (--overwrite replaces it)'),
         (base + ['--image', mosaic_path, '--output', tmp_path / 'o.unknown'],
          'cannot tell the table format'),
         (base + ['--image', mosaic_path, '--output', tmp_path / 'o.ecsv', '--size', '5 kg'],
@@ -477,3 +478,30 @@ def test_cli_simulate_randomize(tmp_path, capsys):
     api = make_dataset(tmp_path / 'api', n_per_class=1, size=32, randomize=True)
     assert (api['open cluster'][0].read_bytes()
             == (out / 'open cluster' / 'open_cluster_0000.fits').read_bytes())
+
+
+@pytest.mark.parametrize('argv, expected', [
+    (['label', '--graph', 'm.keras', '--image', 'x.fits', '--topk', '1'],
+     'astroclusterclf label: error: unknown option --topk; did you mean --top_k? '
+     '(see astroclusterclf label --help)'),
+    # An unknown flag is named before the required one it leaves missing.
+    (['retrain', '--image-dirr', 'clusters', '--output_graph', 'm.keras'],
+     'astroclusterclf retrain: error: unknown option --image-dirr; did you mean '
+     '--image-dir? (see astroclusterclf retrain --help)'),
+    (['simulate', '--output', 'x', '--zzz=3'],
+     'astroclusterclf simulate: error: unknown option --zzz '
+     '(see astroclusterclf simulate --help)'),
+])
+def test_unknown_options_are_named_with_a_suggestion(argv, expected, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == expected
+
+
+def test_api_messages_in_the_command_line_words():
+    assert _cli_words('x.ecsv: output file exists (overwrite=True replaces it)') == (
+        'x.ecsv: output file exists (--overwrite replaces it)')
+    assert _cli_words('a.fits: use in_place=True to update it') == (
+        'a.fits: use --in-place to update it')
+    assert _cli_words('continue it with resume=True, or remove the folder') == (
+        'continue it with --resume, or remove the folder')

@@ -118,7 +118,9 @@ def test_killed_run_resumes_without_duplicates(accurate_result, survey_mosaic, t
     captured = capsys.readouterr()
     assert status == 1 and 'use --resume' not in captured.out
     assert 'partial results of an interrupted run' in captured.err
-    assert 'resume=True (--resume)' in captured.err
+    # In the command line's words.
+    assert 'continue it with --resume, or remove' in captured.err
+    assert 'resume=True' not in captured.err
     status = main(argv + ['--resume'])
     captured = capsys.readouterr()
     assert status == 0, captured.err

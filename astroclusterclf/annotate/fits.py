@@ -259,7 +259,7 @@ def annotate_fits(classifier, path, *, output=None, in_place=False, hdu=None,
         mode = None
         if target.exists() and target.resolve() == path.resolve():
             raise OutputError(f'{target}: output is the input file; '
-                              'use in_place=True (--in-place) to update it')
+                              'use in_place=True to update it')
     # Before any work: can the result be written there at all?
     check_writable(target, overwrite=overwrite or in_place)
 
