@@ -455,16 +455,40 @@ def _add_annotate_fits(subparsers):
 def _run_annotate_fits(args):
     if (args.output_dir is None) == (not args.in_place):
         raise AnnotationError('give exactly one of --output-dir DIR and --in-place')
-    if args.output_dir is not None:
-        if Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
-            raise OutputError(f'{args.output_dir}: not a folder')
-        try:
-            Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f'{args.output_dir}: cannot create the output folder '
-                              f'({exc.strerror or exc})') from None
     if args.all_hdus and args.hdu is not None:
         raise ParameterError('give --hdu or --all-hdus, not both')
+    with _output_folder(args.output_dir):
+        return _annotate_files(args)
+
+
+@contextlib.contextmanager
+def _output_folder(folder):
+    """Create ``folder`` (and its parents) for the run, and remove what
+    it created again if the run fails before writing anything there."""
+    if folder is None:
+        yield
+        return
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f'{folder}: not a folder')
+    created = [p for p in [folder, *folder.parents] if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f'{folder}: cannot create the output folder '
+                          f'({exc.strerror or exc})') from None
+    try:
+        yield
+    except BaseException:
+        for path in created:            # innermost first
+            try:
+                path.rmdir()            # only when still empty
+            except OSError:
+                break
+        raise
+
+
+def _annotate_files(args):
     classifier = ClusterClassifier.load(args.graph)
     for name in args.files:
         output = None if args.in_place else Path(args.output_dir) / Path(name).name

@@ -505,3 +505,18 @@ def test_api_messages_in_the_command_line_words():
         'a.fits: use --in-place to update it')
     assert _cli_words('continue it with resume=True, or remove the folder') == (
         'continue it with --resume, or remove the folder')
+
+
+@pytest.mark.slow   # the subcommand imports TensorFlow first (seconds)
+def test_failed_annotate_fits_leaves_no_empty_folder(tmp_path, capsys):
+    new = tmp_path / 'new' / 'deeper'
+    status = main(['annotate-fits', '--graph', str(tmp_path / 'missing.keras'),
+                   str(tmp_path / 'x.fits'), '--output-dir', str(new)])
+    assert status == 1 and 'model file not found' in capsys.readouterr().err
+    assert not (tmp_path / 'new').exists()
+    # A folder that was there before stays.
+    kept = tmp_path / 'kept'
+    kept.mkdir()
+    assert main(['annotate-fits', '--graph', str(tmp_path / 'missing.keras'),
+                 str(tmp_path / 'x.fits'), '--output-dir', str(kept)]) == 1
+    assert kept.is_dir()
