@@ -6,6 +6,7 @@ The model is conftest's ``accurate_model``."""
 
 import gzip
 import hashlib
+import importlib.util
 import os
 import shutil
 import stat
@@ -511,3 +512,16 @@ def test_read_catalog_errors(tmp_path):
     junk.write_bytes(b'\x00' * 100)
     with pytest.raises(CatalogError, match='cannot read as a table'):
         read_catalog(junk)
+
+
+def test_missing_table_writer_is_found_before_any_work(tmp_path, monkeypatch):
+    # Without pyarrow, a Parquet output is refused when it is checked (before
+    # a catalog is classified), with the extra that installs it.
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec',
+                        lambda name, *a: None if name == 'pyarrow' else real(name, *a))
+    with pytest.raises(OutputError, match=r'out.parquet: writing parquet tables needs '
+                                          r'pyarrow; install it with pip install '
+                                          r'"astroclusterclf\[survey\]"'):
+        check_table_output(tmp_path / 'out.parquet')
+    assert check_table_output(tmp_path / 'out.ecsv') == 'ascii.ecsv'

@@ -4,6 +4,7 @@ Catalog files: reading a catalog in any astropy format, checking an output
 path before any work, and writing a table atomically.
 """
 
+import importlib.util
 import logging
 import os
 import warnings
@@ -93,7 +94,7 @@ def check_table_output(path, *, format=None, overwrite=False):
     if format is not None:
         if format not in registry.get_formats(Table, 'Write')['Format']:
             raise OutputError(f'{path}: unknown table format {format!r}')
-        return format
+        return _check_writer(path, format)
     if path.suffix.lower() in _VOTABLE_SUFFIXES:
         # astropy identifies VOTables only when reading
         return 'votable'
@@ -106,7 +107,22 @@ def check_table_output(path, *, format=None, overwrite=False):
                    else f'ambiguous table format ({", ".join(formats)})')
         raise OutputError(f'{path}: {problem}; use .ecsv, .fits, .xml or .vot '
                           '(VOTable), .csv, ... or give the format')
-    return formats[0]
+    return _check_writer(path, formats[0])
+
+
+#: Table formats whose astropy writer needs an optional package: the
+#: package, and the astroclusterclf extra that installs it.
+_WRITER_NEEDS = {'parquet': ('pyarrow', 'survey'), 'pandas.': ('pandas', 'survey')}
+
+
+def _check_writer(path, format):
+    """The format, once its writer's optional package is known to be
+    importable: a missing one is found before any work, not at the end."""
+    for prefix, (package, extra) in _WRITER_NEEDS.items():
+        if format.startswith(prefix) and importlib.util.find_spec(package) is None:
+            raise OutputError(f'{path}: writing {format} tables needs {package}; install '
+                              f'it with pip install "astroclusterclf[{extra}]"')
+    return format
 
 
 def write_table(table, path, *, format=None, overwrite=False):
