@@ -9,9 +9,10 @@ standard error with exit status 1, never as a traceback.
 """
 
 import argparse
-import difflib
 import contextlib
+import difflib
 import glob
+import importlib.util
 import os
 import sys
 import time
@@ -654,6 +655,14 @@ def _run_annotate_table(args):
             raise ParameterError('--contact-sheet needs one --image (the cutouts are cut '
                                  'from it)')
         check_writable(args.contact_sheet)
+        # The sheet is drawn at the end: a missing matplotlib is found now.
+        if importlib.util.find_spec('matplotlib') is None:
+            raise ParameterError('--contact-sheet needs matplotlib: pip install '
+                                 '"astroclusterclf[plot]"')
+    if ((args.workers is not None or args.scheduler is not None)
+            and importlib.util.find_spec('distributed') is None):
+        raise ParameterError('--workers and --scheduler need Dask: pip install '
+                             '"astroclusterclf[survey]"')
     if args.batch_size < 1:
         raise ParameterError(f'--batch-size must be positive, got {args.batch_size}')
     if args.workers is not None and args.workers < 1:

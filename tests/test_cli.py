@@ -3,6 +3,8 @@
 subcommand.  The CLI only parses, calls the API and prints: what it
 computes is tested in the module of each stage."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
@@ -520,3 +522,23 @@ def test_failed_annotate_fits_leaves_no_empty_folder(tmp_path, capsys):
     assert main(['annotate-fits', '--graph', str(tmp_path / 'missing.keras'),
                  str(tmp_path / 'x.fits'), '--output-dir', str(kept)]) == 1
     assert kept.is_dir()
+
+
+@pytest.mark.slow   # the subcommand imports TensorFlow first (seconds)
+def test_missing_extras_are_found_before_any_work(tmp_path, capsys, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: (
+        None if name in ('matplotlib', 'distributed') else real(name, *a)))
+    Table({'ra': [1.0], 'dec': [2.0]}).write(tmp_path / 'cat.ecsv')
+    fits.PrimaryHDU(np.zeros((64, 64), np.float32)).writeto(tmp_path / 'img.fits')
+    base = ['annotate-table', '--graph', str(tmp_path / 'missing.keras'),
+            str(tmp_path / 'cat.ecsv'), '--image', str(tmp_path / 'img.fits'),
+            '--output', str(tmp_path / 'out.ecsv')]
+    for extra, expected in ((['--contact-sheet', str(tmp_path / 's.png')],
+                             '--contact-sheet needs matplotlib: pip install '
+                             '"astroclusterclf[plot]"'),
+                            (['--workers', '2'], '--workers and --scheduler need Dask: '
+                                                 'pip install "astroclusterclf[survey]"')):
+        assert main(base + extra) == 1
+        # named before the model file is even looked at
+        assert expected in capsys.readouterr().err
