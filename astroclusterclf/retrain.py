@@ -5,20 +5,39 @@ Retrain a classification head on cached backbone features.
 This is TensorFlow's old ``retrain.py`` for TensorFlow 2 / Keras 3 and
 FITS images: point `retrain` at a folder whose sub-folders are the
 classes; every image is normalized (`astroclusterclf.preprocessing`),
-embedded by a pretrained backbone (`astroclusterclf.backbones`) into a
-cached bottleneck vector (`astroclusterclf.bottlenecks`), and a softmax
-head is trained on those vectors.  The result is one self-contained
-``.keras`` model file (backbone + head + metadata) and an honest report:
-validation accuracy during training, final accuracy on a held-out test
-set, a confusion matrix and the misclassified test files.
+embedded by pretrained backbones (`astroclusterclf.backbones`) into cached
+bottleneck vectors (`astroclusterclf.bottlenecks`), and a head is fitted
+on those vectors.  The result is one self-contained ``.keras`` model file
+(backbone(s) + head + metadata) and an honest report: the
+cross-validated figures of every candidate, the final accuracy on a
+held-out test set, a confusion matrix, the misclassified test files, and
+how the confidence was calibrated.
+
+The run is a composition of stages, each a function of this module that
+can be run and tested alone, with the options in one `RetrainConfig`:
+
+1. list and split (`~astroclusterclf.datasets.create_image_lists`);
+2. `embed_images`: every view of the candidates, and the
+   out-of-distribution view, through the cache;
+3. `fit_head`: compare the candidates by cross-validated log-loss
+   (`astroclusterclf.selection`, `astroclusterclf.heads`) and build the
+   model of the winner (`build_model`), or train the old SGD head;
+   optionally fine-tune;
+4. `fit_trust`: the temperature (also on degraded copies of the images,
+   `drift_probabilities`) and the out-of-distribution description with
+   its threshold at a stated false-alarm rate;
+5. `evaluate` on the test images;
+6. `make_classifier` and `write_outputs`.
 
 Differences from the old tool:
 
+- the default head is an L2-regularized logistic regression whose
+  regularization, and the features it sees, are chosen by
+  cross-validation (``head='sgd'`` is the old softmax head trained by
+  SGD, its loss weighted by inverse class frequency);
 - augmentation uses the 8 rotations/flips of the dihedral group (valid
-  for sky images) and still uses the cache, one entry per variant; the
-  validation and test sets are never augmented;
-- the loss is weighted by inverse class frequency, so an imbalanced
-  folder does not bias the head;
+  for sky images), kept in one fold by the cross-validation; the test set
+  is never augmented;
 - the preprocessing travels inside the model file.
 """
 
