@@ -13,6 +13,7 @@ import contextlib
 import difflib
 import glob
 import importlib.util
+import logging
 import os
 import sys
 import time
@@ -552,6 +553,9 @@ def _add_annotate_table(subparsers):
                         '(needs the survey extra)')
     p.add_argument('--scheduler', metavar='ADDRESS',
                    help='classify on an existing Dask cluster (tcp://host:port)')
+    p.add_argument('-v', '--verbose', action='store_true',
+                   help="also show TensorFlow's and Dask's own messages (the workers' "
+                        'start-up lines, the cluster shutting down)')
     _add_flag(p, 'chunk_size', type=_positive_int, default=512, metavar='N',
               help='rows per chunk of a survey run: a task for a worker, and the '
                    'unit written to OUT.parts/ (default: %(default)s)')
@@ -623,6 +627,12 @@ def _dask_client(args, stack):
     """A `distributed.Client` for --workers or --scheduler, or None."""
     if args.workers is None and args.scheduler is None:
         return None
+    if args.verbose:
+        os.environ['TF_CPP_MIN_LOG_LEVEL'] = '0'     # inherited by the workers
+    else:
+        # The cluster's own log (a worker killed at shutdown, ...) is not the
+        # user's business unless asked for.
+        logging.getLogger('distributed').setLevel(logging.ERROR)
     try:
         from distributed import Client, LocalCluster
     except ImportError:

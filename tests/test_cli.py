@@ -542,3 +542,20 @@ def test_missing_extras_are_found_before_any_work(tmp_path, capsys, monkeypatch)
         assert main(base + extra) == 1
         # named before the model file is even looked at
         assert expected in capsys.readouterr().err
+
+
+@pytest.mark.slow   # two worker processes, each importing TensorFlow
+def test_workers_run_quietly(accurate_result, survey_mosaic, tmp_path, capfd):
+    """A --workers 2 run prints no TensorFlow start-up lines from the
+    workers (on descriptor 2 of their own processes) and no Dask log."""
+    mosaic, catalog = survey_mosaic
+    status = main(['annotate-table', '--graph', str(accurate_result.output), str(catalog),
+                   '--image', str(mosaic), '--workers', '2', '--chunk-size', '12',
+                   '--output', str(tmp_path / 'out.ecsv')])
+    out, err = capfd.readouterr()
+    assert status == 0, err
+    noise = [line for line in err.splitlines()
+             if any(word in line for word in ('tensorflow', 'oneDNN', 'cuInit', 'E0000',
+                                              'I0000', 'distributed.'))]
+    assert noise == []
+    assert 'Classified 24 of 24 rows' in out

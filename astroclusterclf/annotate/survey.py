@@ -19,6 +19,7 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 
 from .._chunks import ChunkStore
+from .._quiet import import_tensorflow
 from ..classifier import ClusterClassifier
 from ..cutouts import catalog_positions
 from ..exceptions import AnnotationError, NonFinitePixelWarning, ParameterError
@@ -70,6 +71,7 @@ def _remote_task(model_path, model_sha, task, options):
         classifier = _WORKER_MODELS.get(key)
         if classifier is None:
             _WORKER_MODELS.clear()
+            import_tensorflow()     # without its start-up lines in the worker's log
             classifier = _WORKER_MODELS[key] = ClusterClassifier.load(model_path)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', NonFinitePixelWarning)
