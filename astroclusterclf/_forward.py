@@ -10,7 +10,9 @@ TensorFlow is imported only when a forward function is first asked for.
 
 import weakref
 
-__all__ = ['forward_function']
+import numpy as np
+
+__all__ = ['forward_function', 'forward_in_batches']
 
 _FORWARD = weakref.WeakKeyDictionary()
 
@@ -50,3 +52,33 @@ def forward_function(model):
             return ref()(list(x), training=False)
     _FORWARD[model] = forward
     return forward
+
+
+def forward_in_batches(forward, items, batch_size, *, prepare=None):
+    """The outputs of ``forward`` over ``items``, batch by batch.
+
+    Parameters
+    ----------
+    forward : callable
+        A forward pass (for example of `forward_function`).
+    items : sequence
+        Inputs, or what ``prepare`` turns into inputs.
+    batch_size : int
+        Items per call of ``forward``.
+    prepare : callable, optional
+        Applied to each item of a batch before they are stacked, so that
+        only one batch is held prepared at a time (for example the
+        normalization of raw images).
+
+    Returns
+    -------
+    outputs : `~numpy.ndarray` or None
+        The outputs concatenated along the first axis; `None` for no item.
+    """
+    outputs = []
+    for start in range(0, len(items), batch_size):
+        batch = items[start:start + batch_size]
+        if prepare is not None:
+            batch = np.stack([prepare(item) for item in batch])
+        outputs.append(np.asarray(forward(batch)))
+    return np.concatenate(outputs) if outputs else None

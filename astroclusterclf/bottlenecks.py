@@ -108,7 +108,6 @@ class BottleneckCache:
             settings = NormalizationSettings.from_dict(settings)
         size = int(input_size or spec.input_size)
         self.input_size = size
-        self._default_size = spec.input_size
         self.architecture = spec.name
         self.weights = weights
         self.feature_length = spec.feature_length
@@ -333,9 +332,7 @@ class BottleneckCache:
             log.info('computing %d bottlenecks of %d files with %s',
                      total, len(missing), self.architecture)
             forward = forward_function(backbones.shared_backbone(
-                self.architecture, self.weights,
-                None if self.input_size == self._default_size
-                else self.input_size))
+                self.architecture, self.weights, self.input_size))
             settings = self.settings
 
             size = self.input_size

@@ -686,8 +686,7 @@ class ClusterClassifier:
             return None
         arch = weights_id.split(':')[0]
         try:
-            spec = backbones.get_spec(arch)
-            current = backbones.weights_id(arch)
+            current = backbones.weights_id(arch)   # an unknown backbone fails here
         except AstroClusterClfError as exc:
             raise ModelFileError(f'{name}: the backbone of its out-of-distribution '
                                  f'score is unavailable ({exc})') from exc
@@ -695,8 +694,7 @@ class ClusterClassifier:
             raise ModelFileError(
                 f'{name}: its out-of-distribution score was fitted on {weights_id}, '
                 f'but the installed weights are {current}')
-        backbone = backbones.shared_backbone(
-            arch, 'imagenet', None if size == spec.input_size else size)
+        backbone = backbones.shared_backbone(arch, 'imagenet', size)
         return backbone, settings
 
     def rank(self, probabilities, k=None):

@@ -36,7 +36,7 @@ import logging
 import numpy as np
 
 from ._augment import N_VARIANTS, dihedral
-from ._forward import forward_function
+from ._forward import forward_function, forward_in_batches
 from .preprocessing import resize
 
 __all__ = ['photometric', 'fine_tune']
@@ -191,9 +191,7 @@ def fine_tune(model, backbone, head, x_images, y_train, x_val, y_val, *, steps,
     forward = forward_function(model)
 
     def val_scores():
-        probs = np.concatenate([np.asarray(forward(x_val[i:i + 32]))
-                                for i in range(0, len(x_val), 32)])
-        return evaluator.scores(probs, y_val)
+        return evaluator.scores(forward_in_batches(forward, x_val, 32), y_val)
 
     info = {'kept': 'head-only', 'val_loss_head': float('nan'),
             'val_loss_fine_tuned': float('nan'), 'best_step': 0,

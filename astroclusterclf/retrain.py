@@ -64,14 +64,14 @@ from .datasets import SPLITS, create_image_lists
 from .calibration import (calibrate_probabilities, expected_calibration_error,
                           fit_calibration, floor_probabilities,
                           negative_log_likelihood)
-from .exceptions import (AstroClusterClfError, DatasetError, NonFinitePixelWarning,
-                         OutputError, ParameterError)
+from .exceptions import (AstroClusterClfError, DatasetError, OutputError,
+                         ParameterError)
 from .io import image_geometry, read_image
 from .heads import cross_validate_head, fit_logistic_head
 from .drift import degrade
 from .ood import DEFAULT_MARGIN, FeatureDensity
 from .finetune import fine_tune as fine_tune_model
-from ._forward import forward_function
+from ._forward import forward_function, forward_in_batches
 from ._parallel import prefetch_map
 from .plotting import plot_reliability_diagram
 from .preprocessing import NormalizationSettings, fits_to_rgb, normalize
@@ -770,7 +770,7 @@ class Embedding:
         ``{view: (M, d)}``.
     test_paths, test_y, test : list, `~numpy.ndarray`, dict
         The test images and ``{view: (K, d)}``.
-    ood_pool, ood_val, ood_test : `~numpy.ndarray`
+    ood_pool, ood_test : `~numpy.ndarray`
         The same images in the out-of-distribution view (see
         `OOD_BACKBONE`).
     ood_weights_id : str
@@ -793,7 +793,6 @@ class Embedding:
     test_y: np.ndarray
     test: dict
     ood_pool: np.ndarray
-    ood_val: np.ndarray
     ood_test: np.ndarray
     ood_weights_id: str
     ood_settings: object
@@ -821,9 +820,6 @@ class FittedHead:
     selection : `~astroclusterclf.selection.Selection`
     history : list of `EvalStep`
     fine_tuning : dict or None
-    features_of : callable or None
-        After fine-tuning: ``features_of(paths)`` in the fine-tuned
-        backbone.
     drift_probabilities : `~numpy.ndarray` or None
         Held-out probabilities of a degraded copy of each pool image (see
         `astroclusterclf.drift`), by the same folds.
@@ -837,7 +833,6 @@ class FittedHead:
     selection: object
     history: list
     fine_tuning: dict = None
-    features_of: object = None
     drift_probabilities: object = None
 
 
@@ -917,7 +912,6 @@ def embed_images(config, lists, *, progress=None):
         test_paths=test_paths, test_y=np.array([y for _, y in by_split['testing']], np.int64),
         test={v: _stack(features[v], test_paths, lengths[v]) for v in views},
         ood_pool=_stack(ood_features, pool_paths, ood_length, n_var),
-        ood_val=_stack(ood_features, val_paths, ood_length),
         ood_test=_stack(ood_features, test_paths, ood_length),
         ood_weights_id=backbones.weights_id(OOD_BACKBONE),
         ood_settings=ood_view.settings.replace(size=(OOD_INPUT_SIZE, OOD_INPUT_SIZE)),
@@ -942,12 +936,10 @@ def _feature_length(features):
 
 
 def _view_backbone(view, weights, *, trainable=False):
-    spec = backbones.get_spec(view.architecture)
-    size = None if view.input_size in (None, spec.input_size) else view.input_size
     if trainable:
-        return backbones.get_backbone(spec.name, weights=weights, trainable=True,
-                                      input_size=size)
-    return backbones.shared_backbone(spec.name, weights, size)
+        return backbones.get_backbone(view.architecture, weights=weights, trainable=True,
+                                      input_size=view.input_size)
+    return backbones.shared_backbone(view.architecture, weights, view.input_size)
 
 
 def _dense_head(kernel, bias, *, name='head'):
@@ -1133,8 +1125,7 @@ def _fine_tune(config, embedding, fitted, evaluator):
     def features_of(images):
         if images is None or not len(images):
             return np.zeros((0, view_length))
-        return np.concatenate([np.asarray(embed(images[i:i + config.embed_batch_size]))
-                               for i in range(0, len(images), config.embed_batch_size)])
+        return forward_in_batches(embed, images, config.embed_batch_size)
     view_length = embedding.pool[view].shape[-1]
     f_pool = features_of(x_images)
     embedding.pool = {view: f_pool[:, None, :]}
@@ -1165,16 +1156,11 @@ def _fine_tune(config, embedding, fitted, evaluator):
 def _embed_arrays(images, view, config):
     """Features of in-memory images in one view (no cache)."""
     settings = _sized(view)
-    forward = forward_function(_view_backbone(view, config.weights))
-    out = []
-    step = int(config.embed_batch_size)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', NonFinitePixelWarning)   # holes stay holes
-        for i in range(0, len(images), step):
-            batch = np.stack([normalize(image, settings=settings)
-                              for image in images[i:i + step]])
-            out.append(np.asarray(forward(batch)))
-    return np.concatenate(out)
+    # The degraded copies keep the holes of the files, which warned already.
+    return forward_in_batches(
+        forward_function(_view_backbone(view, config.weights)), images,
+        int(config.embed_batch_size),
+        prepare=lambda image: normalize(image, settings=settings, warn=False))
 
 
 def drift_probabilities(config, embedding, candidate, heads, folds):

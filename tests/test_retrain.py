@@ -231,7 +231,7 @@ def _trust_inputs(n=400, seed=0, separable=False):
     embedding = Embedding(
         labels=['a', 'b'], views=[], pool_paths=[], pool_y=y, pool={}, val_paths=[],
         val_y=none, val={}, test_paths=[], test_y=none, test={},
-        ood_pool=draw(n)[:, None, :], ood_val=np.zeros((0, 64)), ood_test=np.zeros((0, 64)),
+        ood_pool=draw(n)[:, None, :], ood_test=np.zeros((0, 64)),
         ood_weights_id='x', ood_settings=None, counts={}, skipped=[], n_computed=0,
         n_cached=0)
     margin = 3 * (2 * y - 1) + (0 if separable else 2.5 * rng.normal(size=n))

@@ -345,11 +345,15 @@ def shared_backbone(name=DEFAULT_BACKBONE, weights='imagenet', input_size=None):
 
     Parameters are those of `get_backbone`.  The instance is shared by
     the bottleneck cache and every classifier built in the process: do
-    not train it (fine-tuning builds its own with `get_backbone`).
+    not train it (fine-tuning builds its own with `get_backbone`).  The
+    backbone's own input size and `None` are the same request, and get the
+    same instance.
     """
-    key = (name, str(weights), input_size)
+    spec = get_spec(name)
+    size = None if input_size in (None, spec.input_size) else input_size
+    key = (spec.name, str(weights), size)
     with _SHARED_LOCK:
         if key not in _SHARED:
-            _SHARED[key] = get_backbone(name, weights=weights, trainable=False,
-                                        input_size=input_size)
+            _SHARED[key] = get_backbone(spec.name, weights=weights, trainable=False,
+                                        input_size=size)
         return _SHARED[key]
